@@ -1,0 +1,1 @@
+"""socialrec package."""

@@ -1,0 +1,239 @@
+"""The one model protocol every recommender implements (after scikit-learn and ``implicit``).
+
+A model is fitted on a :class:`graph.snapshot.Snapshot` and answers with item *indices* and
+scores. Seen-item filtering and top-K selection live here, in :meth:`Recommender.recommend`, so
+every model filters already-seen items identically: models only implement :meth:`score`.
+
+This module is small on purpose: ``gnn/`` depends on it and on ``graph/`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from graph.snapshot import Snapshot
+
+SCORE_BATCH = 512  # users scored per dense block: 512 x 105k items x 4 B ~ 215 MB on ciao
+
+
+class NotFittedError(RuntimeError):
+    """The model was used before :meth:`Recommender.fit`."""
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k columns of each row, best first.
+
+    Args:
+        scores: (n, n_items) float32; ``-inf`` marks excluded items.
+        k: cut-off, k >= 1; clipped to n_items.
+    Returns:
+        ``(indices (n, k) int32, values (n, k) float32)``; rows with fewer than k finite scores are
+        padded with index -1 and score ``-inf``.
+    Raises:
+        ValueError: if k < 1.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    n, m = scores.shape
+    k_eff = min(k, m)
+    if k_eff < m:
+        part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+    else:
+        part = np.tile(np.arange(m), (n, 1))
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1).astype(np.int32)
+    vals = np.take_along_axis(vals, order, axis=1).astype(np.float32)
+    idx[~np.isfinite(vals)] = -1
+    if k_eff < k:
+        idx = np.pad(idx, ((0, 0), (0, k - k_eff)), constant_values=-1)
+        vals = np.pad(vals, ((0, 0), (0, k - k_eff)), constant_values=-np.inf)
+    return idx, vals
+
+
+class Recommender(ABC):
+    """Base class of every socialrec model.
+
+    Subclasses set ``name``, take hyper-parameters as explicit keyword arguments with defaults
+    (stored by ``get_params``), and implement :meth:`_fit` and :meth:`score`. Everything else —
+    seen-item filtering, top-K, save/load — is shared so that all models behave identically.
+
+    Attributes:
+        name: the model name of ``INTERFACES.md`` (``popular``, ``als``, ...).
+        snapshot_: the snapshot seen by :meth:`fit` (its interactions are the "seen" items).
+    """
+
+    name: ClassVar[str] = "base"
+
+    def __init__(self) -> None:
+        self.snapshot_: Snapshot | None = None
+
+    # ------------------------------------------------------------------ hyper-parameters
+    def get_params(self) -> dict[str, Any]:
+        """Hyper-parameters as passed to ``__init__`` (scikit-learn convention)."""
+        import inspect
+
+        sig = inspect.signature(type(self).__init__)
+        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
+
+    def set_params(self, **params: Any) -> "Recommender":
+        """Set hyper-parameters. Raises ValueError for a name ``__init__`` does not take."""
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"{type(self).__name__} has no hyper-parameter {key!r}")
+            setattr(self, key, value)
+        return self
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, snapshot: Snapshot) -> "Recommender":
+        """Fit on a snapshot; its interactions become the seen items.
+
+        Args:
+            snapshot: training snapshot (a fold's train interactions for evaluation).
+        Returns:
+            self.
+        """
+        self.snapshot_ = snapshot
+        self._fit(snapshot)
+        return self
+
+    @abstractmethod
+    def _fit(self, snapshot: Snapshot) -> None:
+        """Model-specific training."""
+
+    @abstractmethod
+    def score(self, user_idx: np.ndarray) -> np.ndarray:
+        """Relevance scores of every item for some users (higher is better).
+
+        Args:
+            user_idx: (n,) int user indices of the fitted snapshot.
+        Returns:
+            (n, n_items) float32 scores, finite.
+        """
+
+    # ------------------------------------------------------------------ recommending
+    def _check_fitted(self) -> Snapshot:
+        if self.snapshot_ is None:
+            raise NotFittedError(f"{type(self).__name__} is not fitted")
+        return self.snapshot_
+
+    def seen(self, user_idx: np.ndarray) -> sp.csr_matrix:
+        """(n, n_items) CSR of the training interactions of these users (the items filtered out)."""
+        return self._check_fitted().interactions[np.asarray(user_idx)]
+
+    def recommend(
+        self,
+        user_idx: np.ndarray | int,
+        k: int = 10,
+        exclude_seen: bool = True,
+        exclude: sp.csr_matrix | None = None,
+        batch_size: int = SCORE_BATCH,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-K recommendations, already-seen items filtered the same way for every model.
+
+        Args:
+            user_idx: int or (n,) int user indices.
+            k: number of items, k >= 1 (clipped to the catalogue; padded with -1 beyond it).
+            exclude_seen: drop the user's training interactions.
+            exclude: optional (n, n_items) CSR of further items to drop (non-zero = drop).
+            batch_size: users scored per dense block.
+        Returns:
+            ``(items (n, k) int32, scores (n, k) float32)``, best first; -1 / ``-inf`` pad.
+        Raises:
+            NotFittedError: before fit. ValueError: k < 1 or an index out of range.
+        """
+        snap = self._check_fitted()
+        users = np.atleast_1d(np.asarray(user_idx, dtype=np.int64))
+        if users.size and (users.min() < 0 or users.max() >= snap.n_users):
+            raise ValueError(f"user index out of range [0, {snap.n_users})")
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        out_i = np.empty((users.size, k), dtype=np.int32)
+        out_s = np.empty((users.size, k), dtype=np.float32)
+        for start in range(0, users.size, batch_size):
+            block = users[start : start + batch_size]
+            scores = np.asarray(self.score(block), dtype=np.float32).copy()
+            if exclude_seen:
+                _mask(scores, snap.interactions[block])
+            if exclude is not None:
+                _mask(scores, exclude[start : start + batch_size])
+            idx, val = top_k(scores, k)
+            out_i[start : start + len(block)] = idx
+            out_s[start : start + len(block)] = val
+        return out_i, out_s
+
+    def similar_items(self, item_idx: np.ndarray | int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Items most similar to each given item (the item itself excluded).
+
+        The default uses cosine similarity of :meth:`item_embeddings`; models without
+        embeddings override it.
+
+        Args:
+            item_idx: int or (n,) item indices.
+            k: number of neighbours.
+        Returns:
+            ``(items (n, k) int32, scores (n, k) float32)``.
+        Raises:
+            NotImplementedError: the model has neither embeddings nor an override.
+        """
+        emb = self.item_embeddings()
+        if emb is None:
+            raise NotImplementedError(f"{self.name} has no item similarity")
+        items = np.atleast_1d(np.asarray(item_idx, dtype=np.int64))
+        norm = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        scores = norm[items] @ norm.T
+        scores[np.arange(items.size), items] = -np.inf
+        return top_k(scores.astype(np.float32), k)
+
+    def user_embeddings(self) -> np.ndarray | None:
+        """(n_users, dim) float32 user vectors, or None for models without them."""
+        return None
+
+    def item_embeddings(self) -> np.ndarray | None:
+        """(n_items, dim) float32 item vectors, or None for models without them."""
+        return None
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Save config and fitted state under directory ``path`` (``config.json`` + ``state.pkl``).
+
+        The snapshot is not saved with the model; :meth:`load` takes it back as an argument.
+        """
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "config.json").write_text(json.dumps({"name": self.name, "params": self.get_params()}, default=str))
+        state = {k: v for k, v in self.__dict__.items() if k != "snapshot_" and k not in self.get_params()}
+        with open(path / "state.pkl", "wb") as fh:
+            pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def load(cls, path: str | Path, snapshot: Snapshot) -> "Recommender":
+        """Rebuild a model saved by :meth:`save`, bound to the snapshot it was fitted on.
+
+        Raises:
+            FileNotFoundError: missing files. ValueError: the config names another model.
+        """
+        path = Path(path)
+        config = json.loads((path / "config.json").read_text())
+        if config["name"] != cls.name:
+            raise ValueError(f"{path} holds model {config['name']!r}, not {cls.name!r}")
+        model = cls(**config["params"])
+        with open(path / "state.pkl", "rb") as fh:
+            model.__dict__.update(pickle.load(fh))
+        model.snapshot_ = snapshot
+        return model
+
+
+def _mask(scores: np.ndarray, rows: sp.csr_matrix) -> None:
+    """Set ``scores[i, j] = -inf`` at the non-zeros of ``rows`` (n, n_items) CSR, in place."""
+    rows = rows.tocsr()
+    r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    scores[r, rows.indices] = -np.inf
