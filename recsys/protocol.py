@@ -93,20 +93,26 @@ class Recommender(ABC):
         return self
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, snapshot: Snapshot) -> "Recommender":
+    # Candidate hyper-parameter settings the evaluation harness tries on VALIDATION data only
+    # (never on a test fold); the first entry is the default. Empty = nothing to tune.
+    param_grid: ClassVar[list[dict[str, Any]]] = []
+
+    def fit(self, snapshot: Snapshot, validation: sp.csr_matrix | None = None) -> "Recommender":
         """Fit on a snapshot; its interactions become the seen items.
 
         Args:
             snapshot: training snapshot (a fold's train interactions for evaluation).
+            validation: optional (n_users, n_items) CSR of held-out validation positives, for
+                models that early-stop (never the test fold).
         Returns:
             self.
         """
         self.snapshot_ = snapshot
-        self._fit(snapshot)
+        self._fit(snapshot, validation)
         return self
 
     @abstractmethod
-    def _fit(self, snapshot: Snapshot) -> None:
+    def _fit(self, snapshot: Snapshot, validation: sp.csr_matrix | None) -> None:
         """Model-specific training."""
 
     @abstractmethod
