@@ -1,0 +1,54 @@
+"""Model names (``INTERFACES.md``) -> classes, imported lazily so heavy dependencies load on use."""
+
+from __future__ import annotations
+
+import importlib
+
+from recsys.protocol import Recommender
+
+MODELS: dict[str, str] = {
+    "popular": "recsys.models.popular:PopularModel",
+    "als": "recsys.models.als:AlternatingLeastSquaresModel",
+    "itemcf": "recsys.models.itemcf:ItemCFModel",
+    "social": "recsys.models.social:SocialEmbeddingModel",
+    "hybrid": "recsys.models.hybrid:HybridModel",
+    "graphsage": "gnn.graphsage:GraphSAGEModel",
+    "lightgcn": "gnn.lightgcn:LightGCNModel",
+}
+DEFAULT_MODELS = ("popular", "als", "itemcf")
+
+
+class UnknownModelError(ValueError):
+    """A model name that is not in :data:`MODELS` (or whose module is not installed)."""
+
+
+def model_class(name: str) -> type[Recommender]:
+    """The class registered under ``name``.
+
+    Raises:
+        UnknownModelError: unknown name, or its module cannot be imported.
+    """
+    if name not in MODELS:
+        raise UnknownModelError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    module, _, cls = MODELS[name].partition(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownModelError(f"model {name!r} is not available: {exc}") from exc
+
+
+def available_models() -> list[str]:
+    """Names whose classes import cleanly."""
+    out = []
+    for name in MODELS:
+        try:
+            model_class(name)
+            out.append(name)
+        except UnknownModelError:
+            pass
+    return out
+
+
+def build_model(name: str, **params) -> Recommender:
+    """Instantiate a model by name with hyper-parameters. Raises UnknownModelError, TypeError."""
+    return model_class(name)(**params)
