@@ -20,6 +20,7 @@ class Settings(BaseSettings):
         pseudonym_key: ``SOCIALREC_PSEUDONYM_KEY``; the demo key is refused unless ``mode`` is
             ``demo`` or ``test``.
         mode: ``SOCIALREC_MODE`` — ``production`` (default), ``demo`` or ``test``.
+        dataset: ``SOCIALREC_DATASET`` — the dataset the API serves; None = the latest promoted.
     """
 
     model_config = SettingsConfigDict(env_prefix="SOCIALREC_", env_file=".env", extra="ignore")
@@ -31,6 +32,7 @@ class Settings(BaseSettings):
     neo4j_password: SecretStr | None = None
     pseudonym_key: SecretStr | None = None
     mode: str = "production"
+    dataset: str | None = None
 
     def resolved_pseudonym_key(self) -> bytes:
         """The HMAC key for user-id pseudonyms.

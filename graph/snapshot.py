@@ -8,7 +8,9 @@ from the embedded store and from Neo4j gives identical matrices.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -100,6 +102,53 @@ class Snapshot:
         inter.sort_indices()
         ts = _align(self.timestamps, inter)
         return dataclasses.replace(self, interactions=inter, timestamps=ts)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the snapshot to one ``.npz`` file (atomically: temp file + rename).
+
+        Args:
+            path: target file, e.g. ``.../snapshot.npz``.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {
+            "dataset": np.array(self.dataset),
+            "user_ids": self.user_ids.astype(str),
+            "item_ids": self.item_ids.astype(str),
+            "item_category": self.item_category,
+            "categories": self.categories.astype(str),
+            "item_text": self.item_text.astype(str),
+            "kinds": np.array(self.kinds, dtype=str),
+        }
+        for key in ("interactions", "timestamps", "follows"):
+            m = getattr(self, key).tocsr()
+            arrays[f"{key}_data"], arrays[f"{key}_indices"], arrays[f"{key}_indptr"] = m.data, m.indices, m.indptr
+            arrays[f"{key}_shape"] = np.array(m.shape)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Snapshot":
+        """Read a snapshot written by :meth:`save`. Raises FileNotFoundError, KeyError."""
+        with np.load(Path(path), allow_pickle=False) as z:
+            mats = {
+                key: sp.csr_matrix(
+                    (z[f"{key}_data"], z[f"{key}_indices"], z[f"{key}_indptr"]), shape=tuple(z[f"{key}_shape"])
+                )
+                for key in ("interactions", "timestamps", "follows")
+            }
+            return cls(
+                dataset=str(z["dataset"]),
+                user_ids=z["user_ids"].astype(object),
+                item_ids=z["item_ids"].astype(object),
+                item_category=z["item_category"].astype(np.int32),
+                categories=z["categories"].astype(object),
+                item_text=z["item_text"].astype(object),
+                kinds=tuple(str(k) for k in z["kinds"]),
+                **mats,
+            )
 
     def fingerprint(self) -> dict:
         """Small summary used to compare snapshots across stores: counts and checksums."""

@@ -1,0 +1,337 @@
+"""The ``socialrec`` command line.
+
+Every command exits 0 on success, 2 on bad input (the message names the file/row/field), 1 on
+any other failure. ``--json`` prints exactly one JSON object on stdout; logs and progress go to
+stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from api.settings import Settings
+
+log = logging.getLogger("socialrec")
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class BadInput(ValueError):
+    """Bad command-line input: exit code 2."""
+
+
+# --------------------------------------------------------------------------- helpers
+def _settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment. Commands on a built-in public research dataset (not a shop's
+    ``csv:``/``parquet:`` export) and ``demo`` run in demo mode when no pseudonym key is set, so
+    they use the documented demo key; shop data and ``serve`` in production need a real key."""
+    settings = Settings()
+    dataset = getattr(args, "dataset", None)
+    public = dataset is not None and not dataset.startswith(("csv:", "parquet:"))
+    if settings.mode == "production" and settings.pseudonym_key is None and (getattr(args, "demo_mode", False) or public):
+        settings.mode = "demo"
+    return settings
+
+
+def _check_dataset(dataset: str) -> None:
+    """Raise BadInput unless ``dataset`` is a known name or a ``csv:``/``parquet:`` export."""
+    from etl.datasets import DATASETS, is_shop_export
+
+    if not is_shop_export(dataset) and dataset not in DATASETS:
+        raise BadInput(f"--dataset: unknown dataset {dataset!r}; known: {', '.join(sorted(DATASETS))}, csv:PATH, parquet:PATH")
+
+
+def _open_store(settings: Settings, dataset: str, kind: str | None = None):
+    from graph.store import open_store
+
+    _check_dataset(dataset)
+    return open_store(dataset, kind=kind, **settings.store_kwargs())
+
+
+def _ensure_loaded(settings: Settings, dataset: str, store, progress: bool = True) -> dict | None:
+    """Run the ETL when the store holds no interactions for ``dataset`` yet; returns its report."""
+    if store.counts().get("interactions", 0) > 0:
+        return None
+    log.info("store has no %s data yet: running the ETL first", dataset)
+    return _run_etl(settings, dataset, store, progress)
+
+
+def _run_etl(settings: Settings, dataset: str, store, progress: bool = True, replace: bool = False) -> dict:
+    from etl.pipeline import run_etl
+
+    return run_etl(
+        dataset,
+        store,
+        data_dir=settings.data_dir,
+        cache_dir=settings.home / "cache",
+        pseudonym_key=settings.resolved_pseudonym_key(),
+        quarantine_dir=settings.home / "quarantine",
+        progress=progress,
+        replace=replace,
+    )
+
+
+def _models_arg(value: str | None, default) -> list[str]:
+    from recsys.registry import MODELS
+
+    names = [m.strip() for m in value.split(",") if m.strip()] if value else list(default)
+    unknown = [m for m in names if m not in MODELS]
+    if unknown:
+        raise BadInput(f"--models: unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
+    return names
+
+
+def _ks_arg(value: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(sorted({int(k) for k in value.split(",") if k.strip()}))
+    except ValueError:
+        raise BadInput(f"--k: expected comma-separated integers, got {value!r}") from None
+    if not ks or ks[0] < 1:
+        raise BadInput(f"--k: cut-offs must be >= 1, got {value!r}")
+    return ks
+
+
+def _emit(args: argparse.Namespace, payload: dict, human: str | None = None) -> None:
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    else:
+        print(human if human is not None else json.dumps(payload, indent=2, default=str))
+
+
+def metrics_table(result: dict, k: int = 10) -> str:
+    """A plain-text table of an evaluation result at cut-off k."""
+    cols = [f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"hr@{k}", f"map@{k}", f"coverage@{k}", "fit_seconds"]
+    lines = [f"{result['dataset']} · {result['protocol']} ({result.get('protocol_definition', '')})",
+             f"{'model':<10}" + "".join(f"{c:>14}" for c in cols)]
+    for name, vals in result["models"].items():
+        lines.append(f"{name:<10}" + "".join(f"{vals.get(c, float('nan')):>14.4f}" for c in cols))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_etl(args) -> int:
+    settings = _settings(args)
+    store = _open_store(settings, args.dataset, args.store)
+    try:
+        report = _run_etl(settings, args.dataset, store, progress=not args.no_progress, replace=args.replace)
+    finally:
+        store.close()
+    human = "\n".join(f"{t:<13} read={v['read']:>9,} loaded={v['loaded']:>9,} quarantined={v['quarantined']:>7,}"
+                      for t, v in report["tables"].items())
+    _emit(args, report, f"ETL {args.dataset}\n{human}\nquarantine: {report.get('quarantine_file')}")
+    return EXIT_OK
+
+
+def _train(settings: Settings, dataset: str, models: list[str], store_kind, tune_params: bool, promote_it: bool, progress=True) -> dict:
+    from recsys.training import train_models
+    from recsys.versions import promote, save_version
+
+    store = _open_store(settings, dataset, store_kind)
+    try:
+        _ensure_loaded(settings, dataset, store, progress)
+        snapshot = store.snapshot()
+    finally:
+        store.close()
+    t0 = time.perf_counter()
+    result = train_models(snapshot, models, tune_params=tune_params)
+    path = save_version(
+        settings.home,
+        snapshot,
+        result.models,
+        {"serving_model": result.serving_model, "validation": result.validation, "fit_seconds": result.fit_seconds},
+    )
+    if promote_it:
+        promote(settings.home, snapshot.dataset, path.name)
+    return {
+        "dataset": dataset,
+        "version": path.name,
+        "promoted": promote_it,
+        "serving_model": result.serving_model,
+        "models": {n: {"params": result.params[n], "validation": result.validation[n], "fit_seconds": result.fit_seconds[n]} for n in result.models},
+        "seconds": round(time.perf_counter() - t0, 2),
+        "path": str(path),
+    }
+
+
+def cmd_train(args) -> int:
+    settings = _settings(args)
+    dataset = args.dataset or settings.dataset
+    if not dataset:
+        raise BadInput("--dataset is required (or set SOCIALREC_DATASET)")
+    from recsys.registry import DEFAULT_MODELS
+
+    out = _train(settings, dataset, _models_arg(args.models, DEFAULT_MODELS), args.store, not args.no_tune, not args.no_promote)
+    _emit(args, out, f"trained {dataset} version {out['version']} (serving model {out['serving_model']}); promoted={out['promoted']}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    from recsys.evaluation import evaluate
+    from recsys.registry import DEFAULT_MODELS
+    from recsys.report import evaluation_report
+
+    settings = _settings(args)
+    models = _models_arg(args.models, DEFAULT_MODELS)
+    ks = _ks_arg(args.k)
+    store = _open_store(settings, args.dataset, args.store)
+    try:
+        _ensure_loaded(settings, args.dataset, store, not args.no_progress)
+        snapshot = store.snapshot()
+    finally:
+        store.close()
+    result = evaluate(snapshot, args.protocol, models, ks=ks, seed=args.seed, tune_params=not args.no_tune, max_folds=args.max_folds)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    report = evaluation_report(result, settings.home / "reports" / f"evaluate-{snapshot.dataset.replace(':', '_').replace('/', '_')}-{args.protocol}-{stamp}.html")
+    result["report"] = str(report)
+    _emit(args, result, metrics_table(result, ks[0]) + f"\nreport: {report}")
+    return EXIT_OK
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings(args)
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return EXIT_OK
+
+
+def cmd_neo4j(args) -> int:
+    from graph import neo4j_server
+
+    settings = _settings(args)
+    password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
+    if args.action == "start":
+        if not password:
+            raise BadInput("set SOCIALREC_NEO4J_PASSWORD before `socialrec neo4j start`")
+        uri = neo4j_server.start(settings.home, password)
+        _emit(args, {"status": "running", "uri": uri}, f"Neo4j running at {uri} (export SOCIALREC_NEO4J_URI={uri})")
+    elif args.action == "stop":
+        stopped = neo4j_server.stop(settings.home)
+        _emit(args, {"status": "stopped" if stopped else "not running"})
+    else:
+        _emit(args, neo4j_server.status(settings.home))
+    return EXIT_OK
+
+
+def cmd_clv(args) -> int:
+    from recsys.value.clv import cdnow_report
+
+    settings = _settings(args)
+    if args.dataset != "cdnow":
+        raise BadInput("clv: only --dataset cdnow has a calibration/holdout split; use `socialrec value` for others")
+    from etl.download import ensure_dataset
+
+    folder = ensure_dataset("cdnow", settings.data_dir, settings.home / "cache")
+    _emit(args, cdnow_report(folder))
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from api.demo import run_demo
+
+    settings = _settings(args)
+    return run_demo(settings, dataset=args.dataset, quick=args.quick)
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of every ``socialrec`` command."""
+    p = argparse.ArgumentParser(prog="socialrec", description="Graph-based social recommendation and customer value.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp, json_flag=True):
+        if json_flag:
+            sp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        sp.add_argument("--store", choices=["embedded", "neo4j"], default=None,
+                        help="store to use (default: neo4j when SOCIALREC_NEO4J_URI is set, else embedded)")
+        sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    s = sub.add_parser("etl", help="load a dataset into the store")
+    s.add_argument("--dataset", required=True, help="dataset name or csv:PATH / parquet:PATH")
+    s.add_argument("--replace", action="store_true", help="clear the dataset's namespace first")
+    common(s)
+    s.set_defaults(func=cmd_etl)
+
+    s = sub.add_parser("train", help="train a new model version (and promote it)")
+    s.add_argument("--dataset")
+    s.add_argument("--models", help="comma-separated model names (default popular,als,itemcf)")
+    s.add_argument("--no-tune", action="store_true", help="use default hyper-parameters")
+    s.add_argument("--no-promote", action="store_true", help="save the version without promoting it")
+    common(s)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="evaluate models under a protocol")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--protocol", required=True, choices=["cv5-full", "cold-lt20", "random-80-10-10", "temporal", "cold-users", "cold-items"])
+    s.add_argument("--models")
+    s.add_argument("--k", default="10,20", help="cut-offs, e.g. 10,20")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-tune", action="store_true")
+    s.add_argument("--max-folds", type=int, default=None, help="only the first N folds (quick looks)")
+    common(s)
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("serve", help="run the HTTP API")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("demo", help="the README's main job: ETL -> train -> evaluate -> sample recommendations")
+    s.add_argument("--dataset", default="ciao")
+    s.add_argument("--quick", action="store_true", help="skip hyper-parameter tuning")
+    s.set_defaults(func=cmd_demo, demo_mode=True)
+
+    s = sub.add_parser("neo4j", help="a local real Neo4j server")
+    s.add_argument("action", choices=["start", "stop", "status"])
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_neo4j)
+
+    s = sub.add_parser("clv", help="BG/NBD + Gamma-Gamma customer lifetime value (cdnow calibration/holdout)")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_clv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``socialrec`` console script. Returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("neo4j", "httpx", "matplotlib", "gensim", "numba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from etl.errors import EtlInputError
+    from recsys.evaluation import ProtocolError
+    from recsys.registry import UnknownModelError
+
+    try:
+        return int(args.func(args) or 0)
+    except EtlInputError as exc:
+        print(f"socialrec: bad input: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (BadInput, ProtocolError, UnknownModelError) as exc:
+        print(f"socialrec: bad input: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        log.debug("failure", exc_info=True)
+        print(f"socialrec: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
