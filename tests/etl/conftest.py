@@ -24,6 +24,11 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def pseudonym_key() -> bytes:
+    return TEST_KEY
+
+
+@pytest.fixture(scope="session")
 def pseudonymiser() -> Pseudonymiser:
     return Pseudonymiser(TEST_KEY)
 

@@ -6,12 +6,11 @@ import pandas as pd
 
 from etl.pipeline import run_etl
 from graph.store import EmbeddedStore
-from tests.etl.conftest import TEST_KEY
 
 
-def test_reload_leaves_counts_and_fingerprint_unchanged(tmp_path, data_dir):
+def test_reload_leaves_counts_and_fingerprint_unchanged(tmp_path, data_dir, pseudonym_key):
     store = EmbeddedStore(tmp_path / "store", "filmtrust")
-    args = dict(data_dir=data_dir, cache_dir=tmp_path / "cache", pseudonym_key=TEST_KEY, quarantine_dir=tmp_path / "q")
+    args = dict(data_dir=data_dir, cache_dir=tmp_path / "cache", pseudonym_key=pseudonym_key, quarantine_dir=tmp_path / "q")
     first = run_etl("filmtrust", store, progress=False, batch_size=10_000, **args)
     counts, fp = store.counts(), store.snapshot().fingerprint()
     tables = {t: store.read_table(t) for t in ("users", "interactions", "follows")}
@@ -25,10 +24,10 @@ def test_reload_leaves_counts_and_fingerprint_unchanged(tmp_path, data_dir):
     assert fp["nnz"] == 35_494 and fp["follows_nnz"] == 1_853
 
 
-def test_report_shape_and_quarantine_file(tmp_path, data_dir):
+def test_report_shape_and_quarantine_file(tmp_path, data_dir, pseudonym_key):
     store = EmbeddedStore(tmp_path / "store", "filmtrust")
     out = run_etl(
-        "filmtrust", store, data_dir, tmp_path / "cache", TEST_KEY, tmp_path / "q", progress=False
+        "filmtrust", store, data_dir, tmp_path / "cache", pseudonym_key, tmp_path / "q", progress=False
     )
     assert out["dataset"] == "filmtrust"
     assert set(out["tables"]) == {"users", "items", "interactions", "reviews", "follows"}
