@@ -150,20 +150,24 @@ def clean_ids(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Normalise an id column and flag unusable ids.
 
     Args:
-        values: (n,) raw ids (str, int or object; nulls allowed).
+        values: (n,) raw ids (str, int, or float — integral floats such as ``7.0``, which a
+            Parquet/JSON id column with nulls produces, become ``"7"``); nulls allowed.
     Returns:
         ``(ids, bad)``: (n,) object Series of stripped strings (None where bad) and (n,) bool.
     """
-    present = values.notna().to_numpy()
-    text = pd.Series(None, index=values.index, dtype=object)
-    if present.any():
-        text[present] = values[present].astype(str).str.strip()
-    s = text.astype(object)
-    lengths = s.str.len().fillna(0).to_numpy()
-    ctrl = s.str.contains(r"[\x00-\x1f\x7f]", regex=True, na=False).to_numpy(bool)
-    bad = ~present | (lengths == 0) | (lengths > MAX_ID_LENGTH) | ctrl
-    s[bad] = None
-    return s, bad
+    if pd.api.types.is_float_dtype(values.dtype):
+        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        finite = np.isfinite(numbers)
+        if np.all(np.mod(numbers[finite], 1) == 0):
+            values = pd.Series(pd.array(np.where(finite, numbers, np.nan), dtype="Int64"), index=values.index)
+    text = values.astype("str") if not pd.api.types.is_string_dtype(values.dtype) else values
+    text = text.where(values.notna()).str.strip()
+    lengths = text.str.len().fillna(0).to_numpy()
+    ctrl = text.str.contains(r"[\x00-\x1f\x7f]", regex=True, na=False).to_numpy(bool)
+    bad = values.isna().to_numpy() | (lengths == 0) | (lengths > MAX_ID_LENGTH) | ctrl
+    out = pd.Series(text.to_numpy(dtype=object, na_value=None), index=values.index, dtype=object)
+    out[bad] = None
+    return out, bad
 
 
 def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -205,8 +209,7 @@ def parse_timestamps(values: pd.Series, max_ts: float | None = None) -> tuple[np
         secs = ((dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(np.float64, na_value=np.nan)
         given = ~np.isnan(secs)
     else:
-        text = values.astype(object).where(values.notna(), None)
-        text = text.map(lambda v: v if v is None else str(v).strip())
+        text = values.astype("str").where(values.notna()).str.strip()
         given = (text.notna() & (text != "")).to_numpy()
         secs = np.full(n, np.nan)
         numeric = pd.to_numeric(text.where(given), errors="coerce").to_numpy(np.float64, na_value=np.nan)
@@ -336,8 +339,9 @@ def _validate_node_table(chk: _Checker, pseudonymiser: Pseudonymiser) -> pd.Data
 
 def _validate_interactions(chk, rules, pseudonymiser, users, items) -> pd.DataFrame:
     _check_ids(chk, pseudonymiser)
-    kind = chk.column("kind").astype(object).where(chk.column("kind").notna(), None)
-    kind = kind.map(lambda v: v if v is None else str(v).strip().lower()).to_numpy(dtype=object)
+    raw_kind = chk.column("kind")
+    kind = raw_kind.astype("str").where(raw_kind.notna()).str.strip().str.lower()
+    kind = kind.to_numpy(dtype=object, na_value=None)
     chk.flag(~np.isin(kind, np.array(KINDS, dtype=object)), BAD_KIND)
     chk.parsed["kind"] = kind
     _check_refs(chk, users, items)

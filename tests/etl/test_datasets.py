@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from etl.schema import TABLE_COLUMNS, TABLES
@@ -127,3 +128,61 @@ def test_follow_and_interaction_ids_exist_as_nodes(loaded, name):
     assert set(ds.tables["interactions"]["item_id"]) <= items
     assert set(ds.tables["follows"]["follower_id"]) <= users
     assert not np.any(ds.tables["follows"]["follower_id"].to_numpy() == ds.tables["follows"]["followee_id"].to_numpy())
+
+
+def test_epinions_counts_and_quarantine(loaded):
+    ds = loaded("epinions")
+    _check_report(ds)
+    # 9,826 surplus rows of repeated (user, item) pairs; no timestamps -> last row wins.
+    assert ds.report["interactions"] == {"read": 922_267, "loaded": 912_441, "quarantined": 9_826}
+    assert _reasons(ds, "interactions") == {"duplicate": 9_826}
+    # 355,754 trust rows: 224 self loops, 27 repeated edges.
+    assert ds.report["follows"] == {"read": 355_754, "loaded": 355_503, "quarantined": 251}
+    assert _reasons(ds, "follows") == {"self_follow": 224, "duplicate": 27}
+    assert ds.report["items"]["loaded"] == 296_277
+    assert ds.report["users"]["loaded"] == 22_165  # 22,164 raters + 1 user only in trust edges
+    assert ds.tables["items"]["category"].nunique() == 27
+    assert ds.tables["interactions"]["ts"].isna().all()
+
+
+def test_yelp_hin_counts(loaded):
+    ds = loaded("yelp-hin")
+    _check_report(ds)
+    assert ds.report["interactions"] == {"read": 198_397, "loaded": 198_397, "quarantined": 0}
+    assert ds.report["follows"] == {"read": 158_590, "loaded": 158_590, "quarantined": 0}
+    assert ds.report["users"]["loaded"] == 16_239
+    items = ds.tables["items"]
+    assert len(items) == 14_284
+    assert int(items["category"].notna().sum()) == 14_180
+    assert int(items["city"].notna().sum()) == 14_267
+    assert items["city"].nunique() == 47
+    assert set(ds.tables["interactions"]["value"]) == {1.0, 2.0, 3.0, 4.0, 5.0}
+
+
+def test_amazon_hin_counts(loaded):
+    ds = loaded("amazon-hin")
+    _check_report(ds)
+    assert ds.report["interactions"] == {"read": 195_791, "loaded": 195_791, "quarantined": 0}
+    assert ds.report["follows"] == {"read": 0, "loaded": 0, "quarantined": 0}
+    assert ds.report["users"]["loaded"] == 6_170
+    items = ds.tables["items"]
+    assert len(items) == 2_753 and items["brand"].nunique() == 334 and items["category"].notna().all()
+    ts = ds.tables["interactions"]["ts"]
+    assert ts.notna().all()
+    assert pd.Timestamp(ts.min(), unit="s").year == 1998 and pd.Timestamp(ts.max(), unit="s").year == 2014
+
+
+def test_amazon_beauty_counts_and_duplicates(loaded):
+    ds = loaded("amazon-all-beauty-5core-2018")
+    _check_report(ds)
+    # 1,027 lines are exact copies of an earlier line -> duplicate reviews;
+    # 1,177 surplus rows repeat a (reviewer, item) pair -> duplicate interactions.
+    assert ds.report["reviews"] == {"read": 5_269, "loaded": 4_242, "quarantined": 1_027}
+    assert _reasons(ds, "reviews") == {"duplicate": 1_027}
+    assert ds.report["interactions"] == {"read": 5_269, "loaded": 4_092, "quarantined": 1_177}
+    assert _reasons(ds, "interactions") == {"duplicate": 1_177}
+    assert ds.report["users"]["loaded"] == 991 and ds.report["items"]["loaded"] == 85
+    reviews = ds.tables["reviews"]
+    assert reviews["text"].notna().sum() > 4_000 and "summary" in reviews.columns
+    assert "reviewerName" not in reviews.columns
+    _assert_no_raw_user_ids(ds)
