@@ -122,7 +122,7 @@ class BetaGeoModel:
 
         start = np.log(np.asarray(initial, dtype=np.float64))
         res = optimize.minimize(nll, start, method="Nelder-Mead",
-                                options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000, "maxfev": 40000})
+                                options={"xatol": 1e-6, "fatol": 1e-10, "maxiter": 20000, "maxfev": 40000})
         res = optimize.minimize(nll, res.x, method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-10})
         r, alpha_s, a, b = np.exp(res.x)
         self.params = {"r": float(r), "alpha": float(alpha_s * scale), "a": float(a), "b": float(b)}
@@ -261,7 +261,7 @@ class GammaGammaModel:
 
         start = np.log(np.asarray(initial, dtype=np.float64))
         res = optimize.minimize(nll, start, method="Nelder-Mead",
-                                options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000, "maxfev": 40000})
+                                options={"xatol": 1e-6, "fatol": 1e-10, "maxiter": 20000, "maxfev": 40000})
         res = optimize.minimize(nll, res.x, method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-10})
         p, q, v_s = np.exp(res.x)
         self.params = {"p": float(p), "q": float(q), "v": float(v_s * scale)}
