@@ -4,7 +4,7 @@
 :class:`AppState` instead.
 """
 
-from __future__ import annotations
+# no `from __future__ import annotations`: FastAPI must resolve the local Annotated aliases at import time
 
 import logging
 import threading

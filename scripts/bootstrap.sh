@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Create (once) and activate the Python environment of socialrec.
+#
+# Usage: source scripts/bootstrap.sh
+#
+# The virtual environment lives in a cache keyed by the hash of pyproject.toml
+# (${SOCIALREC_CACHE:-~/.cache/socialrec}/venv-<hash>), so CI and repeated runs reuse it instead of
+# downloading torch (~3 GB) again; a fresh machine builds it from nothing (pip's own cache helps
+# when pyproject.toml changes). The package itself is (re)installed in editable mode from this
+# checkout on every call, which takes a second.
+set -euo pipefail
+SOCIALREC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SOCIALREC_CACHE="${SOCIALREC_CACHE:-$HOME/.cache/socialrec}"
+PYTHON_BIN="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+"$PYTHON_BIN" - <<'PY' || { echo "socialrec needs Python 3.11 (found $("$PYTHON_BIN" --version))" >&2; exit 2; }
+import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)
+PY
+mkdir -p "$SOCIALREC_CACHE"
+key="$(sha256sum "$SOCIALREC_ROOT/pyproject.toml" | cut -c1-16)"
+VENV="$SOCIALREC_CACHE/venv-$key"
+(
+  flock 9
+  if [ ! -f "$VENV/.complete" ]; then
+    echo "[bootstrap] building the Python environment in $VENV (first run: downloads torch, a few minutes)" >&2
+    rm -rf "$VENV"
+    "$PYTHON_BIN" -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --upgrade pip setuptools wheel
+    "$VENV/bin/pip" install --quiet --progress-bar off -e "$SOCIALREC_ROOT[dev]"
+    touch "$VENV/.complete"
+    # keep the two newest environments, drop older ones
+    ls -1dt "$SOCIALREC_CACHE"/venv-* 2>/dev/null | tail -n +3 | xargs -r rm -rf
+  fi
+) 9>"$SOCIALREC_CACHE/.venv.lock"
+"$VENV/bin/pip" install --quiet --no-deps --no-build-isolation -e "$SOCIALREC_ROOT" >/dev/null
+# shellcheck disable=SC1091
+source "$VENV/bin/activate"
+export SOCIALREC_VENV="$VENV"
+echo "[bootstrap] using $VENV ($(python --version))" >&2

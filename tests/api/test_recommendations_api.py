@@ -1,0 +1,71 @@
+"""The HTTP API on a real trained model: shapes of INTERFACES.md, fallbacks and problem+json errors."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def _raw_user_with_history(shared_data_dir) -> str:
+    ratings = pd.read_csv(shared_data_dir / "filmtrust" / "ratings.txt", sep=" ", header=None, names=["u", "i", "r"])
+    return str(ratings["u"].value_counts().index[0])
+
+
+def test_health_and_ready(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready").json()
+    assert ready["status"] == "ready" and ready["dataset"] == "filmtrust"
+
+
+def test_known_user_gets_personalized_unseen_items(client, shared_data_dir):
+    raw = _raw_user_with_history(shared_data_dir)
+    r = client.get(f"/v1/users/{raw}/recommendations", params={"k": 7})
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"user_id", "model_version", "strategy", "items"}
+    assert body["user_id"] == raw and body["strategy"] == "personalized"
+    assert len(body["items"]) == 7
+    ratings = pd.read_csv(shared_data_dir / "filmtrust" / "ratings.txt", sep=" ", header=None, names=["u", "i", "r"])
+    seen = set(ratings.loc[ratings["u"].astype(str) == raw, "i"].astype(str))
+    got = [it["item_id"] for it in body["items"]]
+    assert not seen & set(got), "already-seen items must be filtered"
+    scores = [it["score"] for it in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(it["reasons"] and all(isinstance(x, str) for x in it["reasons"]) for it in body["items"])
+
+
+def test_unknown_user_gets_popular_fallback_not_500(client):
+    r = client.get("/v1/users/no-such-user-42/recommendations", params={"k": 5})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["strategy"] == "popular_fallback" and len(body["items"]) == 5
+
+
+def test_invalid_k_is_a_problem_json_422(client):
+    for k in (0, 101, "ten"):
+        r = client.get("/v1/users/1/recommendations", params={"k": k})
+        assert r.status_code == 422
+        assert r.headers["content-type"].startswith("application/problem+json")
+        body = r.json()
+        assert body["status"] == 422 and "k" in body["detail"]
+
+
+def test_similar_items_and_unknown_item_404(client, shared_data_dir):
+    ratings = pd.read_csv(shared_data_dir / "filmtrust" / "ratings.txt", sep=" ", header=None, names=["u", "i", "r"])
+    item = str(ratings["i"].value_counts().index[0])
+    r = client.get(f"/v1/items/{item}/similar", params={"k": 4})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["item_id"] == item and len(body["items"]) == 4 and item not in [x["item_id"] for x in body["items"]]
+    r = client.get("/v1/items/nope-123/similar")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_bad_user_id_characters_rejected(client):
+    r = client.get("/v1/users/" + "x" * 200 + "/recommendations")
+    assert r.status_code == 422
+
+
+def test_openapi_docs_served(client):
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/v1/users/{user_id}/recommendations" in paths and "/v1/items/{item_id}/similar" in paths
