@@ -199,10 +199,11 @@ def _atomic_write_bytes(path: Path, writer) -> None:
 
 
 class EmbeddedStore(GraphStore):
-    """The default store: one Parquet file per canonical table under ``root/<dataset>/``.
+    """The default store: Parquet part files per canonical table under ``root/<dataset>/<table>/``.
 
     Every write goes to a temporary file and is renamed into place (POSIX-atomic), so a killed
-    process never leaves a half-written table. A process-local lock serialises writers.
+    process never leaves a half-written table; an upsert appends one part (O(batch)), and reads
+    resolve keys with "the later write wins". A process-local lock serialises writers.
 
     Args:
         root: directory of the store (``SOCIALREC_HOME/store``).
@@ -211,7 +212,8 @@ class EmbeddedStore(GraphStore):
         ValueError: bad dataset name.
     """
 
-    _lock = threading.Lock()
+    _lock = threading.RLock()
+    COMPACT_AFTER_PARTS = 16
 
     def __init__(self, root: str | os.PathLike, dataset: str):
         safe = dataset.replace(":", "_").replace("/", "_")
@@ -221,44 +223,62 @@ class EmbeddedStore(GraphStore):
         self.dir = Path(root) / safe
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def _table_path(self, table: str) -> Path:
-        return self.dir / f"{table}.parquet"
+    def _table_dir(self, table: str) -> Path:
+        return self.dir / table
+
+    def _parts(self, table: str) -> list[Path]:
+        """Part files of a table in write order (names carry a zero-padded sequence number)."""
+        d = self._table_dir(table)
+        return sorted(d.glob("part-*.parquet")) if d.is_dir() else []
 
     def upsert(self, table: str, rows: pd.DataFrame) -> int:
+        """Append the batch as a new part file (O(batch), atomic rename); reads resolve keys.
+
+        Later parts win over earlier ones for the same key, so re-loading the same rows is
+        idempotent; :meth:`read_table` compacts the parts once there are many of them.
+        """
         rows = normalise_rows(table, rows)
+        if rows.empty:
+            return 0
         keys = list(TABLE_KEYS[table])
+        rows = rows.drop_duplicates(keys, keep="last")
         with self._lock:
-            current = self.read_table(table)
-            merged = pd.concat([current, rows], ignore_index=True) if len(current) else rows
-            merged = merged.drop_duplicates(keys, keep="last").sort_values(keys, kind="stable")
-            merged = merged.reset_index(drop=True)
-            _atomic_write_bytes(self._table_path(table), lambda tmp: merged.to_parquet(tmp, index=False))
+            parts = self._parts(table)
+            seq = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
+            path = self._table_dir(table) / f"part-{seq:08d}.parquet"
+            _atomic_write_bytes(path, lambda tmp: rows.to_parquet(tmp, index=False))
         return int(len(rows))
 
     def read_table(self, table: str) -> pd.DataFrame:
         if table not in TABLE_KEYS:
             raise KeyError(f"unknown table {table!r}")
-        path = self._table_path(table)
-        if not path.exists():
-            return empty_table(table)
-        return pd.read_parquet(path)
+        with self._lock:
+            parts = self._parts(table)
+            if not parts:
+                return empty_table(table)
+            frames = [pd.read_parquet(p) for p in parts]
+            keys = list(TABLE_KEYS[table])
+            merged = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            if len(frames) > 1:
+                merged = merged.drop_duplicates(keys, keep="last")
+            merged = merged.sort_values(keys, kind="stable").reset_index(drop=True)
+            if len(parts) > self.COMPACT_AFTER_PARTS:
+                # compact: one new part holding the resolved table, then drop the old parts;
+                # a crash in between leaves duplicates that the keep-last rule resolves.
+                seq = int(parts[-1].stem.split("-")[1]) + 1
+                path = self._table_dir(table) / f"part-{seq:08d}.parquet"
+                _atomic_write_bytes(path, lambda tmp: merged.to_parquet(tmp, index=False))
+                for old in parts:
+                    old.unlink()
+            return merged
 
     def counts(self) -> dict[str, int]:
-        out = {}
-        for table in TABLE_KEYS:
-            path = self._table_path(table)
-            if path.exists():
-                import pyarrow.parquet as pq
-
-                out[table] = int(pq.ParquetFile(path).metadata.num_rows)
-            else:
-                out[table] = 0
-        return out
+        return {table: int(len(self.read_table(table))) for table in TABLE_KEYS}
 
     def clear(self) -> None:
         with self._lock:
-            for path in self.dir.glob("*"):
-                if path.is_file():
+            for table in TABLE_KEYS:
+                for path in self._parts(table):
                     path.unlink()
 
     # ---------------------------------------------------------------- write-back
