@@ -443,3 +443,36 @@ def write_back(result: CustomerValueResult, store, model_version: str) -> dict:
     }
     n_segs = store.write_scores("Segment", segs["segment_id"].to_numpy(), seg_scores, model_version)
     return {"users": int(n_users), "segments": int(n_segs), "segment_write": how}
+
+
+# ---------------------------------------------------------------------------- the whole job
+def run_value_job(snapshot: Snapshot, store, home: str | Path, model_version: str,
+                  transactions: pd.DataFrame | None = None, **options) -> dict:
+    """Compute, write back, save for the API and write the HTML report (``socialrec value``).
+
+    Args:
+        snapshot: the dataset's snapshot.
+        store: the store to write scores/segments back to.
+        home: ``SOCIALREC_HOME``; the result goes to ``home/value/<dataset>/`` and the report to
+            ``home/reports/value-<dataset>.html``.
+        model_version: version tag for the write-back.
+        transactions: optional money transactions (see :func:`compute_customer_value`).
+        options: keyword arguments of :func:`compute_customer_value`.
+    Returns:
+        A JSON-able summary: ``{"dataset", "value_unit", "model_version", "report", "result_dir",
+        "written", "clv", "propensity", "influence", "segments"}``.
+    """
+    from recsys.value.report import write_report
+
+    result = compute_customer_value(snapshot, transactions, **options)
+    written = write_back(result, store, model_version)
+    folder = save_result(result, home)
+    safe = snapshot.dataset.replace(":", "_").replace("/", "_")
+    report = write_report(result, Path(home) / "reports" / f"value-{safe}.html")
+    m = result.metrics
+    return _jsonable({
+        "dataset": snapshot.dataset, "value_unit": result.value_unit, "model_version": model_version,
+        "report": str(report), "result_dir": str(folder), "written": written,
+        "clv": m.get("clv"), "propensity": m.get("propensity"), "influence": m.get("influence"),
+        "segments": m.get("segments"),
+    })
