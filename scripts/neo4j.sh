@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Start/stop/status of the local Neo4j server (Neo4j Community 5.26 + APOC + GDS from Maven Central).
+# A thin wrapper over `python -m graph.neo4j_server`, usable from .ci/run:
+#
+#   SOCIALREC_HOME=/tmp/socialrec SOCIALREC_NEO4J_PASSWORD=... scripts/neo4j.sh start   # prints the Bolt URI
+#   scripts/neo4j.sh status [--json]
+#   scripts/neo4j.sh stop
+#
+# Needs Java 17 (or 21) and Maven on PATH; the first start downloads the jars once (~140 MB into ~/.m2).
+# Extra flags go through: --port, --heap, --pagecache, --timeout, --json.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x "$root/.venv/bin/python" ]]; then PYTHON="$root/.venv/bin/python"; else PYTHON=python3; fi
+fi
+case "${1:-}" in
+  start|stop|status) ;;
+  *) echo "usage: $0 start|stop|status [--json] [--port N] [--heap 1g] [--pagecache 512m]" >&2; exit 2 ;;
+esac
+cd "$root"
+exec "$PYTHON" -m graph.neo4j_server "$@"
