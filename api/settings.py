@@ -21,6 +21,26 @@ class Settings(BaseSettings):
             ``demo`` or ``test``.
         mode: ``SOCIALREC_MODE`` — ``production`` (default), ``demo`` or ``test``.
         dataset: ``SOCIALREC_DATASET`` — the dataset the API serves; None = the latest promoted.
+
+    Serving (see ``docs/serving.md``):
+        api_keys: ``SOCIALREC_API_KEYS`` — ``role:sha256hex`` entries separated by commas or
+            whitespace (hashes of the keys, never the keys).
+        api_keys_file: ``SOCIALREC_API_KEYS_FILE`` — a file with one ``role:sha256hex`` per line
+            (``#`` comments allowed); merged with ``api_keys``.
+        auth_required: ``SOCIALREC_AUTH_REQUIRED`` — None (default) = on when keys are configured
+            or ``mode`` is ``production``; an explicit true/false overrides that rule.
+        max_k: largest ``k`` a request may ask for.
+        max_body_bytes: largest request body accepted (413 beyond it).
+        max_batch_events: most events in one ``POST /v1/events`` (422 beyond it).
+        reload_poll_seconds: how often the server checks ``promoted.json`` for a new version;
+            0 = no watcher (``POST /v1/admin/reload`` still works).
+        queue_dir: the durable local event queue; None = ``home/queue``.
+        replay_interval_seconds: how often the background replayer retries undelivered events.
+        quality_gate_tolerance: the nightly retrain promotes only if no tracked metric of the new
+            version is below the production version's by more than this fraction (0.05 = 5 %).
+        retrain_models: models the nightly retrain trains (comma-separated).
+        retrain_tune: tune hyper-parameters in the nightly retrain.
+        retrain_with_value: also recompute customer value / segments and write them back.
     """
 
     model_config = SettingsConfigDict(env_prefix="SOCIALREC_", env_file=".env", extra="ignore")
@@ -33,6 +53,20 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = None
     mode: str = "production"
     dataset: str | None = None
+    # serving: auth, limits, hot swap, events, nightly retrain
+    api_keys: SecretStr | None = None
+    api_keys_file: Path | None = None
+    auth_required: bool | None = None
+    max_k: int = 100
+    max_body_bytes: int = 1_048_576
+    max_batch_events: int = 1000
+    reload_poll_seconds: float = 5.0
+    queue_dir: Path | None = None
+    replay_interval_seconds: float = 2.0
+    quality_gate_tolerance: float = 0.05
+    retrain_models: str = "popular,als,itemcf"
+    retrain_tune: bool = True
+    retrain_with_value: bool = True
 
     def resolved_pseudonym_key(self) -> bytes:
         """The HMAC key for user-id pseudonyms.
@@ -58,3 +92,7 @@ class Settings(BaseSettings):
             "neo4j_user": self.neo4j_user,
             "neo4j_password": self.neo4j_password.get_secret_value() if self.neo4j_password else None,
         }
+
+    def resolved_queue_dir(self) -> Path:
+        """The durable event queue's folder (``queue_dir`` or ``home/queue``)."""
+        return Path(self.queue_dir) if self.queue_dir else Path(self.home) / "queue"

@@ -1,0 +1,175 @@
+"""Prometheus metrics, request limits and a privacy-safe access log, as pure ASGI middleware.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) keeps the per-request overhead to a few microseconds and
+never buffers responses. Each app gets its own :class:`prometheus_client.CollectorRegistry`, so
+several apps in one process (tests) do not collide.
+
+Metrics (``GET /metrics``, text exposition format):
+
+* ``socialrec_http_requests_total{method,route,status}`` — counter.
+* ``socialrec_http_request_duration_seconds{method,route}`` — latency histogram (1 ms … 2.5 s).
+* ``socialrec_model_info{dataset,version,model}`` — 1 for the serving version (the model version).
+* ``socialrec_model_swaps_total`` — hot swaps since start.
+* ``socialrec_events_accepted_total`` / ``socialrec_events_queue_pending`` — the event queue.
+
+``route`` is the route *template* (``/v1/users/{user_id}/recommendations``), never the concrete
+path, so neither the metrics nor the access log ever carry a raw user id; unmatched paths are
+reported as ``<unmatched>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from api.problems import PROBLEM_JSON
+
+access_log = logging.getLogger("socialrec.access")
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class ServingMetrics:
+    """The metric objects of one app, in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "socialrec_http_requests", "HTTP requests by route template and status",
+            ("method", "route", "status"), registry=self.registry,
+        )
+        self.latency = Histogram(
+            "socialrec_http_request_duration_seconds", "Request latency by route template",
+            ("method", "route"), buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "socialrec_model_info", "The serving model version (value 1)", ("dataset", "version", "model"),
+            registry=self.registry,
+        )
+        self.swaps = Counter("socialrec_model_swaps", "Hot swaps of the serving model version", registry=self.registry)
+        self.events_accepted = Counter("socialrec_events_accepted", "Events accepted by POST /v1/events", registry=self.registry)
+        self.events_pending = Gauge(
+            "socialrec_events_queue_pending", "Events in the durable queue not yet written to the store",
+            registry=self.registry,
+        )
+
+    def set_model(self, dataset: str, version: str, model: str) -> None:
+        """Point ``socialrec_model_info`` at the serving version (one labelled series at a time)."""
+        self.model_info.clear()
+        self.model_info.labels(dataset, version, model).set(1)
+
+    def render(self) -> tuple[bytes, str]:
+        """``(body, content_type)`` of the exposition."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _route_template(scope) -> str:
+    route = scope.get("route")
+    return getattr(route, "path", None) or "<unmatched>"
+
+
+class ObservabilityMiddleware:
+    """Counts and times every request by route template and logs one line per request.
+
+    The log line holds method, route template, status and milliseconds — no path parameters,
+    query strings or headers (so no raw user id and no API key ever reaches a log).
+    """
+
+    def __init__(self, app, metrics: ServingMetrics, log_requests: bool = True):
+        self.app = app
+        self.metrics = metrics
+        self.log_requests = log_requests
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = _route_template(scope)
+            method = scope.get("method", "")
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(elapsed)
+            if self.log_requests and access_log.isEnabledFor(logging.INFO):
+                access_log.info("%s %s %d %.1fms", method, route, status, elapsed * 1000)
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies larger than ``max_bytes`` with a 413 problem+json.
+
+    A declared ``Content-Length`` over the limit is refused before reading; a chunked body is
+    counted while it streams and cut off once it passes the limit.
+    """
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = int(max_bytes)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await _send_problem(send, 400, "invalid Content-Length header")
+                    return
+                if declared > self.max_bytes:
+                    await _send_problem(send, 413, f"request body larger than {self.max_bytes} bytes")
+                    return
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        # Buffer the body (at most max_bytes) before the app sees it: a chunked body that grows
+        # past the limit is answered 413 without reaching validation.
+        chunks, received = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            received += len(body)
+            if received > self.max_bytes:
+                await _send_problem(send, 413, f"request body larger than {self.max_bytes} bytes")
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        buffered = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        delivered = False
+
+        async def replay():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return buffered
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _send_problem(send, status: int, detail: str) -> None:
+    titles = {400: "Bad Request", 413: "Payload Too Large"}
+    body = json.dumps({"type": "about:blank", "title": titles.get(status, "Error"), "status": status, "detail": detail}).encode()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})
