@@ -193,13 +193,59 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import uvicorn
-
-    from api.app import create_app
+    from api.app import serve
 
     settings = _settings(args)
-    app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    serve(settings, host=args.host, port=args.port, workers=args.workers)
+    return EXIT_OK
+
+
+def cmd_retrain(args) -> int:
+    from recsys.retrain import RetrainLocked, run_retrain
+
+    settings = _settings(args)
+    dataset = args.dataset or settings.dataset
+    if not dataset:
+        from recsys.versions import promoted_datasets
+
+        promoted = promoted_datasets(settings.home)
+        if not promoted:
+            raise BadInput("--dataset is required (or set SOCIALREC_DATASET) when nothing is promoted yet")
+        dataset = promoted[0][1]
+    _check_dataset(dataset)
+    models = _models_arg(args.models or settings.retrain_models, ())
+    tolerance = settings.quality_gate_tolerance if args.tolerance is None else args.tolerance
+    if tolerance < 0:
+        raise BadInput(f"--tolerance must be >= 0, got {tolerance}")
+    try:
+        report = run_retrain(
+            settings.home,
+            dataset,
+            open_store=lambda: _open_store(settings, dataset, args.store),
+            models=models,
+            tolerance=tolerance,
+            tune_params=settings.retrain_tune and not args.no_tune,
+            with_value=settings.retrain_with_value and not args.no_value,
+            prepare_store=lambda store: _ensure_loaded(settings, dataset, store, progress=False),
+            pause_at=args.pause_at,
+        )
+    except RetrainLocked as exc:
+        print(f"socialrec: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    gate = report.get("gate", {})
+    human = (f"retrain {dataset}: {report['state']} (version {report.get('version')}, previous {report.get('previous')}); "
+             f"gate: {gate.get('reason')}")
+    _emit(args, report, human)
+    return EXIT_OK
+
+
+def cmd_apikey(args) -> int:
+    from api.security import new_key
+
+    key, line = new_key(args.role)
+    _emit(args, {"role": args.role, "key": key, "hash_line": line},
+          f"key (give it to the client, it is not stored): {key}\n"
+          f"hash line (add to SOCIALREC_API_KEYS or the SOCIALREC_API_KEYS_FILE): {line}")
     return EXIT_OK
 
 
@@ -283,7 +329,26 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the HTTP API")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1,
+                   help="worker processes forked after the model is loaded (they share its memory copy-on-write)")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("retrain", help="the nightly job: snapshot -> train -> holdout -> quality gate -> write back -> promote")
+    s.add_argument("--dataset", help="default: SOCIALREC_DATASET, else the latest promoted dataset")
+    s.add_argument("--models", help="comma-separated model names (default SOCIALREC_RETRAIN_MODELS)")
+    s.add_argument("--tolerance", type=float, default=None,
+                   help="quality-gate tolerance, relative drop allowed per metric (default SOCIALREC_QUALITY_GATE_TOLERANCE)")
+    s.add_argument("--no-tune", action="store_true", help="default hyper-parameters")
+    s.add_argument("--no-value", action="store_true", help="skip customer value / segments write-back")
+    s.add_argument("--pause-at", default=None, help=argparse.SUPPRESS)  # tests: sleep at a step to be killed there
+    common(s)
+    s.set_defaults(func=cmd_retrain)
+
+    s = sub.add_parser("apikey", help="API keys")
+    s.add_argument("action", choices=["create"])
+    s.add_argument("--role", required=True, choices=["storefront", "events", "admin"])
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_apikey)
 
     s = sub.add_parser("demo", help="the README's main job: ETL -> train -> evaluate -> sample recommendations")
     s.add_argument("--dataset", default="ciao")

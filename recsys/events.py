@@ -81,7 +81,7 @@ class EnqueueResult:
     rows: int
 
 
-def fingerprint(rows: list[tuple[str, dict]]) -> str:
+def batch_fingerprint(rows: list[tuple[str, dict]]) -> str:
     """SHA-256 of a batch's canonical JSON (detects a reused key with a different body)."""
     text = json.dumps(rows, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -127,13 +127,15 @@ class EventQueue:
                 raise
             self._db.execute("COMMIT")
 
-    def enqueue(self, idem_key: str, rows: list[tuple[str, dict]]) -> EnqueueResult:
+    def enqueue(self, idem_key: str, rows: list[tuple[str, dict]], fingerprint: str | None = None) -> EnqueueResult:
         """Journal a batch durably (committed with ``synchronous=FULL`` before returning).
 
         Args:
             idem_key: the client's ``Idempotency-Key``.
             rows: ``[(table, row), ...]``; ``table`` in :data:`TABLES`, ``row`` a canonical row
                 with pseudonymised user ids.
+            fingerprint: what identifies the batch's content for the idempotency check (the
+                request body's hash, before server-side defaults); default: a hash of ``rows``.
         Returns:
             :class:`EnqueueResult`; ``duplicate=True`` when the key was journalled with the same rows.
         Raises:
@@ -143,7 +145,7 @@ class EventQueue:
         for table, _ in rows:
             if table not in TABLES:
                 raise ValueError(f"unknown table {table!r}")
-        fp = fingerprint(rows)
+        fp = fingerprint or batch_fingerprint(rows)
         with self._tx() as db:
             found = db.execute("SELECT fingerprint, n_rows FROM batches WHERE idem_key = ?", (idem_key,)).fetchone()
             if found is not None:
