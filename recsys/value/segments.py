@@ -3,7 +3,8 @@
 Communities: the follow graph made undirected (a mutual follow is one edge of weight 2, a one-way
 follow weight 1), partitioned by Leiden (V. A. Traag, L. Waltman, N. J. van Eck, "From Louvain to
 Leiden: guaranteeing well-connected communities", Sci. Rep. 9, 2019; ``leidenalg``) maximising
-modularity (Newman 2006). The modularity of the partition is reported.
+modularity (Newman 2006), best of ``n_starts`` seeded runs. The modularity of the partition is
+reported.
 
 Rule for users outside a usable community — users with no follow edge at all (neither following
 nor followed) and members of communities smaller than ``min_size`` (a pair of friends is not a
@@ -71,30 +72,39 @@ def follow_communities(
     min_size: int = 20,
     seed: int = 0,
     resolution: float = 1.0,
+    n_starts: int = 4,
 ) -> Communities:
     """Leiden communities of the follow graph plus the attachment rule (module docstring).
 
     Args:
         snapshot: the snapshot (``follows``; ``interactions`` for the attachment rule).
         min_size: communities smaller than this are dissolved and their members attached.
-        seed: Leiden's random seed (results are deterministic for a seed).
+        seed: Leiden's random seed; runs use seeds ``seed .. seed + n_starts - 1`` (results are
+            deterministic for a seed and a node order).
         resolution: RB-configuration resolution; 1.0 = plain modularity.
+        n_starts: Leiden runs (2 iterations each); the partition of highest quality is kept.
     Returns:
         :class:`Communities`.
     Raises:
-        ValueError: min_size < 1.
+        ValueError: min_size < 1 or n_starts < 1.
     """
-    if min_size < 1:
-        raise ValueError(f"min_size must be >= 1, got {min_size}")
+    if min_size < 1 or n_starts < 1:
+        raise ValueError(f"min_size and n_starts must be >= 1, got {min_size}, {n_starts}")
     n = snapshot.n_users
     graph = undirected_follow_graph(snapshot.follows)
     if graph.ecount():
-        if resolution == 1.0:
-            part = leidenalg.find_partition(graph, leidenalg.ModularityVertexPartition, weights="weight",
-                                            n_iterations=-1, seed=seed)
-        else:
-            part = leidenalg.find_partition(graph, leidenalg.RBConfigurationVertexPartition, weights="weight",
-                                            n_iterations=-1, seed=seed, resolution_parameter=resolution)
+        # Leiden's local optimum depends on the seed (and the node order): keep the best of
+        # n_starts runs (measured on ciao: modularity 0.517-0.535 over single seeds).
+        part = None
+        for start in range(n_starts):
+            if resolution == 1.0:
+                cand = leidenalg.find_partition(graph, leidenalg.ModularityVertexPartition, weights="weight",
+                                                n_iterations=2, seed=seed + start)
+            else:
+                cand = leidenalg.find_partition(graph, leidenalg.RBConfigurationVertexPartition, weights="weight",
+                                                n_iterations=2, seed=seed + start, resolution_parameter=resolution)
+            if part is None or cand.quality() > part.quality():
+                part = cand
         membership = np.asarray(part.membership, dtype=np.int64)
         # leidenalg's ``part.modularity`` ignores weights; igraph's weighted modularity is the objective.
         q_leiden = float(graph.modularity(membership.tolist(), weights="weight"))

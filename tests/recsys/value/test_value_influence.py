@@ -114,11 +114,11 @@ def test_independent_cascade_chain_has_the_exact_expected_spread():
 
 def test_celf_returns_the_plain_greedy_seed_set():
     rng = np.random.default_rng(11)
-    n = 60
-    rows, cols = rng.integers(0, n, 240), rng.integers(0, n, 240)
+    n = 40
+    rows, cols = rng.integers(0, n, 160), rng.integers(0, n, 160)
     keep = rows != cols
     probs = sp.csr_matrix((rng.uniform(0.05, 0.4, keep.sum()), (rows[keep], cols[keep])), shape=(n, n))
-    worlds = LiveEdgeWorlds(probs, n_worlds=50, seed=2)
+    worlds = LiveEdgeWorlds(probs, n_worlds=30, seed=2)
     candidates = np.arange(n)
     greedy, greedy_gains = greedy_seeds(worlds, candidates, 5)
     celf, celf_gains = celf_seeds(worlds, candidates, 5)

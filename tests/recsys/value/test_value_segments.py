@@ -40,14 +40,14 @@ def test_isolated_users_get_a_segment_by_the_documented_rule():
     assert all(s is not None for s in comm.segment_id)
 
 
-def test_leiden_on_ciao_has_positive_modularity_and_every_user_a_segment(ciao_snapshot):
+def test_leiden_on_ciao_has_positive_modularity_and_every_user_a_segment(ciao_snapshot, ciao_value):
     comm = follow_communities(ciao_snapshot)
     assert comm.modularity > 0.3  # measured 0.529
     assert comm.segment_id.shape == (ciao_snapshot.n_users,)
     assert not any(s in (None, "") for s in comm.segment_id)
     assert set(comm.assignment) <= {"graph", "attached", "unconnected"}
-    again = follow_communities(ciao_snapshot)
-    assert np.array_equal(comm.segment_id, again.segment_id)  # deterministic for a seed
+    # deterministic for a seed: the pipeline's own run (seed 0) found the same segments
+    assert np.array_equal(comm.segment_id, ciao_value.users["segment_id"].to_numpy())
 
 
 def test_rfm_scores_cover_every_cell_of_the_segment_map():
