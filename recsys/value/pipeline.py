@@ -405,18 +405,32 @@ def load_result(home: str | Path, dataset: str) -> CustomerValueResult:
 SCORE_COLUMNS = ("clv", "influence", "pagerank", "weighted_value", "churn_risk", "p_alive", "propensity", "rfm_segment")
 
 
+def segment_properties(segments: pd.DataFrame) -> pd.DataFrame:
+    """Segment profiles as scalar node properties (lists as JSON strings), keyed ``segment_id``."""
+    return pd.DataFrame({
+        "segment_id": segments["segment_id"].astype(str).to_numpy(),
+        "size": segments["size"].to_numpy(np.int64),
+        "total_value": segments["total_value"].to_numpy(np.float64),
+        "mean_value": segments["mean_value"].to_numpy(np.float64),
+        "churn_risk_share": segments["churn_risk_share"].astype(np.float64).to_numpy(),
+        "top_categories": [json.dumps(_jsonable(v)) for v in segments["top_categories"]],
+        "top_influencers": [json.dumps(_jsonable(v)) for v in segments["top_influencers"]],
+    })
+
+
 def write_back(result: CustomerValueResult, store, model_version: str) -> dict:
     """Write value, influence, weighted value and segments back to the store.
 
     User scores go through ``store.write_scores("User", ...)`` (Neo4j node properties with the
-    Neo4j store). Segments: when the store has ``write_segments`` (the Neo4j store's
+    Neo4j store). Segments: when the store has ``write_segments(assignments, segments)`` (the
+    Neo4j store: ``(:Segment)`` nodes with the profile as properties and
     ``(:User)-[:IN_SEGMENT]->(:Segment)``) it is used; otherwise ``segment`` is written as a user
-    score. Segment profiles are written as ``Segment`` node scores either way.
+    score and the profiles as ``Segment`` scores.
 
     Args:
         result: a :class:`CustomerValueResult`.
         store: a :class:`graph.store.GraphStore`.
-        model_version: version tag stored beside the values.
+        model_version: version tag stored beside the values (also a segment property).
     Returns:
         ``{"users": n, "segments": m, "segment_write": "write_segments" | "score"}``.
     """
@@ -424,24 +438,18 @@ def write_back(result: CustomerValueResult, store, model_version: str) -> dict:
     ids = users["user_id"].to_numpy()
     scores = {c: users[c].to_numpy() for c in SCORE_COLUMNS}
     scores["rfm_segment"] = users["rfm_segment"].astype(str).to_numpy()
-    segs = result.segments
-    how = "score"
+    props = segment_properties(result.segments)
     writer = getattr(store, "write_segments", None)
     if callable(writer):
-        writer(ids, users["segment_id"].astype(str).to_numpy(), segs, model_version)
-        how = "write_segments"
+        assignments = pd.DataFrame({"user_id": ids.astype(str), "segment_id": users["segment_id"].astype(str)})
+        writer(assignments, props.assign(model_version=model_version))
+        how, n_segs = "write_segments", len(props)
     else:
         scores["segment"] = users["segment_id"].astype(str).to_numpy()
+        seg_scores = {c: props[c].to_numpy() for c in props.columns if c != "segment_id"}
+        n_segs = store.write_scores("Segment", props["segment_id"].to_numpy(), seg_scores, model_version)
+        how = "score"
     n_users = store.write_scores("User", ids, scores, model_version)
-    seg_scores = {
-        "size": segs["size"].to_numpy(np.int64),
-        "total_value": segs["total_value"].to_numpy(np.float64),
-        "mean_value": segs["mean_value"].to_numpy(np.float64),
-        "churn_risk_share": segs["churn_risk_share"].astype(np.float64).to_numpy(),
-        "top_categories": np.array([json.dumps(_jsonable(v)) for v in segs["top_categories"]], dtype=object),
-        "top_influencers": np.array([json.dumps(_jsonable(v)) for v in segs["top_influencers"]], dtype=object),
-    }
-    n_segs = store.write_scores("Segment", segs["segment_id"].to_numpy(), seg_scores, model_version)
     return {"users": int(n_users), "segments": int(n_segs), "segment_write": how}
 
 

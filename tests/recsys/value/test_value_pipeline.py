@@ -84,13 +84,18 @@ def test_write_back_save_load_and_job(ciao_value, ciao_snapshot, tmp_path):
 def test_store_with_write_segments_gets_segments_through_it(ciao_value, tmp_path):
     calls = {}
 
-    class SegmentStore(EmbeddedStore):
-        def write_segments(self, ids, segment_ids, profiles, model_version):
-            calls["n"] = len(ids)
+    class SegmentStore(EmbeddedStore):  # the Neo4j store's write_segments signature
+        def write_segments(self, assignments, segments=None):
+            calls["assignments"], calls["segments"] = assignments, segments
+            return len(assignments)
 
     store = SegmentStore(tmp_path / "store", "ciao")
     assert write_back(ciao_value, store, "v1")["segment_write"] == "write_segments"
-    assert calls["n"] == len(ciao_value.users)
+    assert list(calls["assignments"].columns) == ["user_id", "segment_id"]
+    assert len(calls["assignments"]) == len(ciao_value.users)
+    seg = calls["segments"]
+    assert seg["segment_id"].tolist() == ciao_value.segments["segment_id"].tolist()
+    assert all(seg[c].map(lambda v: isinstance(v, (str, int, float))).all() for c in seg.columns)  # scalar properties
     assert "segment" not in store.read_scores("User").columns
 
 
