@@ -7,14 +7,16 @@ category) over a window of ``window_weeks``::
     propensity(u, g)  = P(active in window) * (1 - (1 - base(u, g)) * (1 - social(u, g)))
 
 * ``P(active in window)`` — BG/NBD probability of at least one transaction in the window
-  (:meth:`recsys.value.clv.BetaGeoModel.p_active`);
+  (:meth:`recsys.value.clv.BetaGeoModel.p_active`); without BG/NBD (no timestamps) 1 for users
+  with any interaction, 0 otherwise;
 * ``base(u, g)`` — the user's affinity for the target's category, Dirichlet-smoothed towards the
   catalogue's category shares: ``(n_uc + beta * share_c) / (n_u + beta)``; for an item, times
   the item's smoothed share of its category's interactions;
 * ``social(u, g)`` — for an item, the chance that at least one followee who already adopted it
   influences u: ``1 - prod_v (1 - p_infl(v, u))`` with the measured probabilities
   (:mod:`recsys.value.influence`); 0 for a category campaign;
-* ``value_per_transaction(u)`` — the Gamma-Gamma expected value of one transaction.
+* ``value_per_transaction(u)`` — the Gamma-Gamma expected value of one transaction (one
+  interaction when there is no estimate and value is counted in interactions).
 
 Users who already adopted the item are left out of an item campaign.
 
@@ -269,7 +271,11 @@ def build_audience(
     p_active = np.zeros(n)
     if bg is not None and has.any():
         p_active[has] = bg.p_active(window_weeks, x[has], t_x[has], T[has])
-    value = np.nan_to_num(users["value_per_transaction"].to_numpy(np.float64), nan=0.0)
+    elif bg is None:  # no BG/NBD (no timestamps): activity is not modelled; anyone with history counts
+        p_active = (np.diff(snapshot.interactions.tocsr().indptr) > 0).astype(np.float64)
+    # value of one transaction; without a Gamma-Gamma estimate, one interaction (or nothing known)
+    value = np.nan_to_num(users["value_per_transaction"].to_numpy(np.float64),
+                          nan=1.0 if result.value_unit == "interactions" else 0.0)
     propensity = p_active * (1.0 - (1.0 - base) * (1.0 - social))
     expected = propensity * value
     unit = result.value_unit

@@ -138,6 +138,8 @@ def test_value_without_timestamps_falls_back_to_interaction_counts(tmp_path):
     assert result.metrics["influence"]["method"] == "weighted-cascade-fallback"
     assert np.array_equal(result.users["clv"], np.diff(snap.interactions.indptr))
     assert result.users["segment_id"].notna().all()
+    aud = build_audience(result, no_ts, category="cat1", size=5, seed_influencers=1, n_worlds=20)
+    assert len(aud) == 5 and (aud.loc[aud["role"] == "target", "expected_value"] > 0).all()
     summary = run_value_job(no_ts, EmbeddedStore(tmp_path / "s", "synthetic"), tmp_path, "v0", min_segment_size=3)
     assert summary["written"]["users"] == snap.n_users
     assert (tmp_path / "reports" / "value-synthetic.html").exists()
