@@ -280,6 +280,67 @@ def cmd_clv(args) -> int:
     return EXIT_OK
 
 
+def cmd_value(args) -> int:
+    """Customer value: CLV, influence, weighted value, segments; written back and reported."""
+    from recsys.value.pipeline import run_value_job
+
+    settings = _settings(args)
+    transactions = None
+    if args.transactions:
+        import pandas as pd
+
+        path = Path(args.transactions)
+        if not path.is_file():
+            raise BadInput(f"--transactions: no such file {path}")
+        transactions = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    store = _open_store(settings, args.dataset, args.store)
+    try:
+        _ensure_loaded(settings, args.dataset, store, not args.no_progress)
+        snapshot = store.snapshot()
+        version = "value-" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        out = run_value_job(
+            snapshot, store, settings.home, version, transactions,
+            horizon_weeks=args.horizon_weeks, discount_rate=args.discount_rate, tau_days=args.tau_days,
+            with_propensity=not args.no_propensity, **({"value_unit": args.value_unit} if args.value_unit else {}),
+        )
+    finally:
+        store.close()
+    _emit(args, out, f"customer value for {args.dataset}: report {out.get('report')}")
+    return EXIT_OK
+
+
+def cmd_audience(args) -> int:
+    """A campaign audience: users with the highest expected incremental value, with reasons."""
+    from recsys.value.audience import build_audience
+    from recsys.value.pipeline import load_result
+
+    settings = _settings(args)
+    if (args.item is None) == (args.category is None):
+        raise BadInput("audience: give exactly one of --item ID or --category NAME")
+    if args.size < 1:
+        raise BadInput("--size must be >= 1")
+    store = _open_store(settings, args.dataset, args.store)
+    try:
+        snapshot = store.snapshot()
+    finally:
+        store.close()
+    try:
+        result = load_result(settings.home, snapshot.dataset)
+    except FileNotFoundError:
+        raise BadInput(f"no customer value computed for {args.dataset}; run `socialrec value --dataset {args.dataset}` first") from None
+    try:
+        frame = build_audience(result, snapshot, item_id=args.item, category=args.category, size=args.size,
+                               seed_influencers=args.seed_influencers, window_weeks=args.window_weeks)
+    except ValueError as exc:
+        raise BadInput(f"audience: {exc}") from None
+    if args.format == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    else:
+        sys.stdout.write(json.dumps({"dataset": args.dataset, "item": args.item, "category": args.category,
+                                     "size": int(len(frame)), "users": json.loads(frame.to_json(orient="records"))}) + "\n")
+    return EXIT_OK
+
+
 def cmd_demo(args) -> int:
     from api.demo import run_demo
 
@@ -359,6 +420,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=["start", "stop", "status"])
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_neo4j)
+
+    s = sub.add_parser("value", help="customer value: CLV, social influence, weighted value, segments (+ HTML report)")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--transactions", help="CSV/Parquet of money transactions (user_id, ts, amount) for shops with prices")
+    s.add_argument("--value-unit", default=None, help="currency code of --transactions amounts, e.g. EUR")
+    s.add_argument("--horizon-weeks", type=float, default=52.0)
+    s.add_argument("--discount-rate", type=float, default=0.01, help="per month")
+    s.add_argument("--tau-days", type=float, default=30.0, help="influence window (days)")
+    s.add_argument("--no-propensity", action="store_true", help="skip the LightGBM high-value model")
+    common(s)
+    s.set_defaults(func=cmd_value)
+
+    s = sub.add_parser("audience", help="campaign audience for an item or a category")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--item")
+    s.add_argument("--category")
+    s.add_argument("--size", type=int, default=100)
+    s.add_argument("--seed-influencers", type=int, default=0, help="also pick K influencers by CELF influence maximisation")
+    s.add_argument("--window-weeks", type=float, default=4.0)
+    s.add_argument("--format", choices=["csv", "json"], default="csv")
+    s.add_argument("--store", choices=["embedded", "neo4j"], default=None)
+    s.set_defaults(func=cmd_audience)
 
     s = sub.add_parser("clv", help="BG/NBD + Gamma-Gamma customer lifetime value (cdnow calibration/holdout)")
     s.add_argument("--dataset", required=True)
