@@ -270,7 +270,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     def require(role: str):
         """A dependency that admits only keys of ``role`` (or ``admin``)."""
 
-        def check(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str | None:
+        async def check(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str | None:
+            # async: a SHA-256 and a compare take microseconds; a sync dependency would cost a thread hop
             ring: KeyRing = request.app.state.keyring
             if not ring.required:
                 return None
@@ -292,10 +293,10 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     admin = [Depends(require("admin"))]
     auth_errors = {401: {"content": {PROBLEM_JSON: {}}}, 403: {"content": {PROBLEM_JSON: {}}}}
 
-    def get_state(request: Request) -> AppState:
+    async def get_state(request: Request) -> AppState:
         return request.app.state.socialrec
 
-    def get_service(state: Annotated[AppState, Depends(get_state)]) -> RecommendationService:
+    async def get_service(state: Annotated[AppState, Depends(get_state)]) -> RecommendationService:
         service = state.service  # one read: the request keeps this version even if a swap happens now
         if service is None:
             raise HTTPException(503, "no model version is loaded yet; run `socialrec train`")
@@ -416,7 +417,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     from api.routes import events as event_routes
 
     app.include_router(event_routes.router, dependencies=[Depends(require("events"))])
-    _include_optional_routers(app, get_state, require)
+    _include_optional_routers(app, lambda request: request.app.state.socialrec, require)
     return app
 
 
