@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.snapshot import Snapshot
+from recsys.coldstart import wrap_for_cold_start
 from recsys.metrics import all_metrics
 from recsys.registry import build_model, model_class
 
@@ -51,6 +52,9 @@ PROTOCOL_DESCRIPTIONS = {
     "cold-items": "10% of items (seeded) lose all training interactions but keep category/text",
 }
 TUNE_METRIC = "ndcg@10"
+# Protocols whose test users/items lack (most) training history: models are ranked through
+# recsys.coldstart (followee-propagated user vectors, content item vectors) for exactly those.
+COLD_PROTOCOLS = ("cold-lt20", "cold-users", "cold-items")
 
 
 class ProtocolError(ValueError):
@@ -78,6 +82,7 @@ class Split:
     exclude: sp.csr_matrix | None = None
     name: str = ""
     tune_train: sp.csr_matrix | None = field(default=None, repr=False)
+    validation_users: np.ndarray | None = None
 
 
 def _mask_entries(m: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
@@ -157,8 +162,17 @@ def make_splits(snapshot: Snapshot, protocol: str, seed: int = 0, validation_fra
         row_of = np.repeat(np.arange(inter.shape[0]), np.diff(inter.indptr))
         train = _mask_entries(inter, ~is_cold[row_of])
         test = _mask_entries(inter, is_cold[row_of])
-        tune_train, valid = with_validation(train, seed * 1000 + 7)
-        yield Split(train, valid, test, users=np.sort(cold), name="cold users 10%", tune_train=tune_train)
+        # tuning mirrors the protocol: 10% of the remaining users with history lose their
+        # training rows (kept as validation), so cold-start settings are chosen on cold users
+        vrng = np.random.default_rng(seed * 1000 + 7)
+        warm = np.flatnonzero(~is_cold & (np.diff(inter.indptr) > 0))
+        v_users = np.sort(vrng.choice(warm, size=max(1, int(round(validation_fraction * warm.size))), replace=False))
+        is_v = np.zeros(snapshot.n_users, bool)
+        is_v[v_users] = True
+        train_rows = np.repeat(np.arange(train.shape[0]), np.diff(train.indptr))
+        tune_train, valid = _mask_entries(train, ~is_v[train_rows]), _mask_entries(train, is_v[train_rows])
+        yield Split(train, valid, test, users=np.sort(cold), name="cold users 10%", tune_train=tune_train,
+                    validation_users=v_users)
     elif protocol == "cold-items":
         n_cold = max(1, int(round(0.1 * snapshot.n_items)))
         cold = rng.choice(snapshot.n_items, size=n_cold, replace=False)
@@ -166,7 +180,14 @@ def make_splits(snapshot: Snapshot, protocol: str, seed: int = 0, validation_fra
         is_cold[cold] = True
         train = _mask_entries(inter, ~is_cold[inter.indices])
         test = _mask_entries(inter, is_cold[inter.indices])
-        tune_train, valid = with_validation(train, seed * 1000 + 11)
+        # tuning mirrors the protocol: 10% of the remaining items with history lose their
+        # training interactions (kept as validation)
+        vrng = np.random.default_rng(seed * 1000 + 11)
+        warm_items = np.flatnonzero(~is_cold & (np.diff(inter.tocsc().indptr) > 0))
+        v_items = vrng.choice(warm_items, size=max(1, int(round(validation_fraction * warm_items.size))), replace=False)
+        is_v = np.zeros(snapshot.n_items, bool)
+        is_v[v_items] = True
+        tune_train, valid = _mask_entries(train, ~is_v[train.indices]), _mask_entries(train, is_v[train.indices])
         yield Split(train, valid, test, name="cold items 10%", tune_train=tune_train)
 
 
@@ -187,6 +208,7 @@ def tune(
     split: Split,
     fixed: dict | None = None,
     users: np.ndarray | None = None,
+    cold_start: bool = False,
 ) -> tuple[dict, list[dict]]:
     """Choose hyper-parameters of a model on the split's VALIDATION data only.
 
@@ -199,6 +221,7 @@ def tune(
         split: the split; its test set is never touched here.
         fixed: hyper-parameters applied to every candidate (e.g. ``seed``).
         users: restrict validation users (e.g. the cold users of a protocol).
+        cold_start: rank through :func:`recsys.coldstart.wrap_for_cold_start` (cold protocols).
     Returns:
         ``(best_params, trials)``; trials = ``[{"params", "ndcg@10", "seconds"}]``.
     """
@@ -211,6 +234,8 @@ def tune(
         params = {**params, **(fixed or {})}
         t0 = time.perf_counter()
         model = build_model(name, **params).fit(tune_snap)
+        if cold_start:
+            model = wrap_for_cold_start(model)
         score = _rank_metrics(model, tune_snap, users, split.validation, None, (10,), snapshot.n_items)[TUNE_METRIC]
         trials.append({"params": params, TUNE_METRIC: score, "seconds": time.perf_counter() - t0})
         log.info("  tune %-9s %s -> validation %s=%.4f (%.1fs)", name, params, TUNE_METRIC, score, trials[-1]["seconds"])
@@ -227,6 +252,7 @@ def evaluate(
     tune_params: bool = True,
     params: dict[str, dict] | None = None,
     max_folds: int | None = None,
+    cold_start: bool = True,
 ) -> dict:
     """Evaluate models on a protocol; the ``socialrec evaluate --json`` result.
 
@@ -239,6 +265,9 @@ def evaluate(
         tune_params: tune each model's ``param_grid`` on validation data per split; False = defaults.
         params: fixed hyper-parameters per model name, applied on top (e.g. ``{"als": {"factors": 32}}``).
         max_folds: evaluate only the first N splits (smoke tests); None = all.
+        cold_start: on the :data:`COLD_PROTOCOLS`, rank users/items without training history
+            through :func:`recsys.coldstart.wrap_for_cold_start` (users with history and
+            ``popular`` are unchanged); each model's result says ``"cold_start": true``.
     Returns:
         ``{"dataset", "protocol", "protocol_definition", "seed", "ks", "models": {name: {"precision@10",
         "recall@10", "ndcg@10", "hr@10", "map@10", "coverage@10", ..., "fit_seconds", "params",
@@ -250,6 +279,7 @@ def evaluate(
         model_class(name)  # fail fast on an unknown model
     per_model: dict[str, list[dict]] = {m: [] for m in models}
     chosen: dict[str, list[dict]] = {m: [] for m in models}
+    use_cold = cold_start and protocol in COLD_PROTOCOLS
     for i, split in enumerate(make_splits(snapshot, protocol, seed=seed)):
         if max_folds is not None and i >= max_folds:
             break
@@ -260,11 +290,14 @@ def evaluate(
                 fixed.setdefault("seed", seed)
             t0 = time.perf_counter()
             if tune_params:
-                best, _ = tune(name, snapshot, split, fixed, users=split.users)
+                v_users = split.validation_users if split.validation_users is not None else split.users
+                best, _ = tune(name, snapshot, split, fixed, users=v_users, cold_start=use_cold)
             else:
                 best = {**(model_class(name).param_grid[0] if model_class(name).param_grid else {}), **fixed}
             t1 = time.perf_counter()
             model = build_model(name, **best).fit(train_snap, validation=split.validation)
+            if use_cold:
+                model = wrap_for_cold_start(model)
             fit_s = time.perf_counter() - t1
             metrics = _rank_metrics(model, train_snap, split.users, split.test, split.exclude, ks, snapshot.n_items)
             metrics["fit_seconds"] = fit_s
@@ -283,6 +316,7 @@ def evaluate(
         summary["n_users"] = int(round(summary["n_users"]))
         summary["folds"] = len(rows)
         summary["params"] = chosen[name]
+        summary["cold_start"] = use_cold
         out_models[name] = summary
     return {
         "dataset": snapshot.dataset,

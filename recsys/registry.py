@@ -14,6 +14,8 @@ MODELS: dict[str, str] = {
     "hybrid": "recsys.models.hybrid:HybridModel",
     "graphsage": "gnn.graphsage:GraphSAGEModel",
     "lightgcn": "gnn.lightgcn:LightGCNModel",
+    "segment_popular": "recsys.coldstart:SegmentPopularModel",
+    "coldstart": "recsys.coldstart:ColdStartRecommender",
 }
 DEFAULT_MODELS = ("popular", "als", "itemcf")
 
