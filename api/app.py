@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Callable
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.metrics import BodyLimitMiddleware, ObservabilityMiddleware, ServingMetrics
@@ -364,7 +364,9 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             filters["exclude_categories"] = exclude_categories
         if max_per_category is not None:
             filters["max_per_category"] = max_per_category
-        return service.recommend(user_id, k=k, exclude_items=exclude_items, **filters)
+        # a plain JSONResponse: the service already returns JSON types, so FastAPI's generic
+        # jsonable_encoder pass (a third of the per-request cost on ciao) is skipped
+        return JSONResponse(service.recommend(user_id, k=k, exclude_items=exclude_items, **filters))
 
     @app.get(
         "/v1/items/{item_id}/similar",

@@ -189,7 +189,9 @@ def _start(kind: str, port: int, workers: int, env: dict) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "uvicorn", "benchmarks.serve:bare_app", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
         env = {**env, "SOCIALREC_BENCH_BARE": "1"}
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    # the server's log goes to a file: an unread pipe would fill up and stall the server
+    log = open(RESULTS / f".{kind}-{port}.log", "wb")
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -244,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                      "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
                      "closed_loop": {}, "open_loop": {}}
     servers = {}
+    RESULTS.mkdir(parents=True, exist_ok=True)
     try:
         for kind in ("socialrec", "bare"):
             port = _free_port()
