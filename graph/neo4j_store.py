@@ -245,7 +245,7 @@ class Neo4jStore(GraphStore):
 
     def _extras(self, table: str) -> dict[str, str]:
         """Extra attribute columns seen for ``table``: name -> pandas dtype string."""
-        return self._meta(f"columns:{table}").get("extras", {})
+        return dict(self._meta(f"columns:{table}").get("extras", []))
 
     # ---------------------------------------------------------------- loading
     def _prepare(self, table: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -277,7 +277,7 @@ class Neo4jStore(GraphStore):
             # any write outside a bulk load invalidates the checkpoints of an unfinished load
             tx.run(f"MATCH (c:{CHECKPOINT_LABEL}|{JOB_LABEL} {{dataset: $ds}}) DETACH DELETE c", ds=self.dataset).consume()
             if new_extras:
-                self._set_meta(tx, self.dataset, f"columns:{table}", {"extras": extras})
+                self._set_meta(tx, self.dataset, f"columns:{table}", {"extras": list(extras.items())})
             for chunk in chunks:
                 self._write_chunk(tx, table, chunk, list(extras), create=False)
 
@@ -368,7 +368,7 @@ class Neo4jStore(GraphStore):
             fresh, done = list(rec["fresh"] or []), bool(rec["done"])
         for table, cols in extras.items():
             if cols:
-                self._set_meta(tx, ds, f"columns:{table}", {"extras": cols})
+                self._set_meta(tx, ds, f"columns:{table}", {"extras": list(cols.items())})
         committed = [r["key"] for r in tx.run(f"MATCH (c:{CHECKPOINT_LABEL} {{dataset: $ds, job: $job}}) RETURN c.key AS key", ds=ds, job=job)]
         return {"fresh": fresh, "done": done, "committed": committed}
 
@@ -686,7 +686,8 @@ class Neo4jStore(GraphStore):
         # identifiers validated above; the dimension is an int we computed
         self._auto(
             f"CREATE VECTOR INDEX {index} IF NOT EXISTS FOR (n:{label}) ON (n.{name}) "
-            f"OPTIONS {{indexConfig: {{`vector.dimensions`: {int(dim)}, `vector.similarity_function`: 'cosine'}}}}"
+            f"OPTIONS {{indexConfig: {{`vector.dimensions`: {int(dim)}, `vector.similarity_function`: 'cosine', "
+            "`vector.quantization.enabled`: false}}"
         )
 
     def await_indexes(self, timeout_s: int = 300) -> None:
@@ -812,7 +813,7 @@ class Neo4jStore(GraphStore):
         seg = seg.drop_duplicates("segment_id", keep="last")
         prop_cols = [c for c in seg.columns if c != "segment_id"]
         for c in prop_cols:
-            if c in RESERVED_PROPERTIES:
+            if c in ("dataset", "id"):
                 raise ValueError(f"segments: column {c!r} is reserved")
         all_ids = sorted(set(assign["segment_id"]) | set(seg["segment_id"]))
         seg_props = dict(zip(seg["segment_id"], _props(seg, prop_cols)))
