@@ -7,11 +7,13 @@ The API layer only validates input and calls these methods; everything domain-sp
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
 
+from recsys import coldstart as cs
 from recsys.explain import reasons_for
 from recsys.versions import ModelVersion
 
@@ -23,11 +25,18 @@ class ItemNotFoundError(KeyError):
 class RecommendationService:
     """Recommendations and similar items from one :class:`ModelVersion`.
 
+    Items registered online (:meth:`register_item`) are placed at the category-mean direction
+    with the norm of a ``NEW_ITEM_NORM_QUANTILE`` item of their category (see
+    :func:`recsys.coldstart.item_embedding_from_content`): a deliberate exposure choice, since
+    the plain mean almost never reaches a top-k. None = the plain mean.
+
     Args:
         version: the loaded model version.
         pseudonymise: raw shop user id -> pseudonym (the ETL's keyed HMAC), so the API finds the
             user the ETL stored.
     """
+
+    NEW_ITEM_NORM_QUANTILE: float | None = 0.9
 
     def __init__(self, version: ModelVersion, pseudonymise: Callable[[str], str]):
         self.version = version
@@ -43,6 +52,12 @@ class RecommendationService:
         self._recent_lock = threading.Lock()
         self._popularity = np.diff(self.snapshot.interactions.tocsc().indptr)
         self._popularity_cut = float(np.quantile(self._popularity, 0.99)) if self._popularity.size else 0.0
+        # cold start (recsys.coldstart): users/items registered online and folded-in interactions,
+        # kept until the next model version; the wrapper of the serving model is built on first use
+        self.overlay = cs.ColdStartOverlay()
+        self._cold: cs.ColdStartRecommender | None = None
+        self._cold_lock = threading.Lock()
+        self._content_index: cs.ContentIndex | None = None
 
     @property
     def model_version(self) -> str:
@@ -75,9 +90,13 @@ class RecommendationService:
                 category are not capped); None = no cap.
         Returns:
             ``{"user_id", "model_version", "strategy", "items": [{"item_id", "score", "reasons"}]}``;
-            ``strategy`` is ``personalized`` for known users with history, ``popular_fallback``
-            otherwise (cold-start strategies are added by the cold-start module). Fewer than k
-            items when the filters leave fewer.
+            ``strategy`` is ``personalized`` for users with history (or folded-in interactions
+            and no follows), ``cold_start_social`` for users without history whose followees
+            have history (registered with :meth:`register_user` or in the snapshot),
+            ``cold_start_content`` for such users with preferred categories but no usable
+            followee, ``popular_fallback`` otherwise. Items registered with
+            :meth:`register_item` are ranked by their content vectors beside the catalogue.
+            Fewer than k items when the filters leave fewer.
         """
         snap = self.snapshot
         pseudo = self.pseudonymise(raw_user_id)
@@ -88,6 +107,10 @@ class RecommendationService:
         else:
             model, strategy = (self.popular or self.model), "popular_fallback"
         blocked = self._blocked(pseudo, exclude_items, exclude_purchased, categories, exclude_categories)
+        plan = self._cold_start_plan(pseudo, u, has_history)
+        if plan is not None:  # no history but graph neighbours, folded-in interactions, or new items
+            return self._recommend_cold_start(raw_user_id, plan, k, exclude_purchased, blocked, max_per_category,
+                                              exclude_items, categories, exclude_categories)
         idx, scores = self._rank(model, u, k, exclude_purchased, blocked, max_per_category, pseudo)
         reasons = reasons_for(snap, model, u, idx, popularity=self._popularity, popularity_cut=self._popularity_cut)
         if strategy == "popular_fallback":
@@ -229,6 +252,9 @@ class RecommendationService:
         snap = self.snapshot
         j = snap.item_index(item_id)
         if j is None:
+            new = self.overlay.get_item(item_id)
+            if new is not None and new.vector is not None:
+                return self._similar_new_item(new, k)
             raise ItemNotFoundError(item_id)
         try:
             idx, scores = self.model.similar_items(np.array([j]), k=k)
@@ -246,3 +272,283 @@ class RecommendationService:
                 reasons.append(f"same category: {snap.categories[cat]}")
             items.append({"item_id": str(snap.item_ids[i]), "score": float(s), "reasons": reasons})
         return {"item_id": item_id, "model_version": f"{self.version.version}/{model.name}", "items": items}
+
+    # ------------------------------------------------------------------ cold start (recsys.coldstart)
+    @property
+    def cold_start(self) -> cs.ColdStartRecommender:
+        """The serving model wrapped for cold start (built once, on first use)."""
+        if self._cold is None:
+            with self._cold_lock:
+                if self._cold is None:
+                    m = self.model
+                    self._cold = m if isinstance(m, cs.ColdStartRecommender) else cs.ColdStartRecommender.wrap(m)
+        return self._cold
+
+    def register_user(self, raw_user_id: str, follows: list[str], attributes: dict | None = None) -> dict:
+        """Register a user who is new to the served model (``POST /v1/users``).
+
+        Followees are pseudonymised like the user and looked up in the served snapshot (and among
+        users registered earlier); the user's recommendations use them at once. Raw ids are never
+        stored or logged.
+
+        Args:
+            raw_user_id: the shop's user id.
+            follows: the shop's ids of the users they follow.
+            attributes: optional context, e.g. ``{"categories": ["Books"]}`` (preferred categories
+                drive ``cold_start_content`` while there is no social signal).
+        Returns:
+            ``{"user_id", "strategy", "known_followees", "unknown_followees", "created"}``;
+            ``unknown_followees`` lists the raw ids found nowhere (reported, not fatal).
+        Raises:
+            UserExistsError: the user has training history in the served version (use events).
+        """
+        snap = self.snapshot
+        pseudo = self.pseudonymise(raw_user_id)
+        u = snap.user_index(pseudo)
+        if u is not None and snap.interactions[u].nnz > 0:
+            raise UserExistsError(raw_user_id)
+        known, unknown = [], []
+        for raw in dict.fromkeys(str(f) for f in follows):
+            p = self.pseudonymise(raw)
+            j = snap.user_index(p)
+            if j is not None:
+                known.append(j)
+            elif self.overlay.get_user(p) is not None:
+                known.append(-1)  # registered online: known, but nothing to propagate yet
+            else:
+                unknown.append(raw)
+        existed = self.overlay.put_user(pseudo, np.array([j for j in known if j >= 0], np.int64), attributes)
+        plan = self._cold_start_plan(pseudo, u, False)
+        strategy = plan.strategy if plan is not None else cs.STRATEGY_POPULAR
+        return {"user_id": raw_user_id, "strategy": strategy, "known_followees": len(known),
+                "unknown_followees": unknown, "created": not existed}
+
+    def register_item(self, item_id: str, category: str | None, title: str | None = None, text: str | None = None) -> dict:
+        """Register an item that is new to the served catalogue (``POST /v1/items``).
+
+        Its vector comes from its content neighbours (:func:`recsys.coldstart.item_embedding_from_content`):
+        the items of its category, and those nearest by title/brand/description (``text``). From
+        then on it can appear in recommendations and has similar items.
+
+        Returns:
+            ``{"item_id", "strategy", "category_known", "category_items", "text_neighbours", "created"}``;
+            ``strategy`` is ``cold_start_content`` when a vector was found, else None (the item is
+            kept, but nothing can rank it until it has interactions or the model is retrained).
+        Raises:
+            ItemExistsError: the item is already in the served catalogue.
+        """
+        snap = self.snapshot
+        if snap.item_index(item_id) is not None:
+            raise ItemExistsError(item_id)
+        vector, info = None, {"category": None, "category_items": 0, "text_neighbours": 0}
+        content = " ".join(t for t in (title, text) if t) or None
+        cold = self.cold_start
+        if cold.item_vectors_ is not None and cold.dot_:
+            if content and self._content_index is None:
+                with self._cold_lock:
+                    if self._content_index is None:
+                        warm = np.diff(snap.interactions.tocsc().indptr) > 0
+                        self._content_index = cs.ContentIndex(snap.item_text, np.flatnonzero(warm))
+            vec, info = cs.item_embedding_from_content(cold.item_vectors_, snap, category, content,
+                                                       warm=self._popularity > 0,
+                                                       index=self._content_index,
+                                                       norm_quantile=self.NEW_ITEM_NORM_QUANTILE)
+            vector = vec if np.abs(vec).sum() > 0 else None
+        existed = self.overlay.put_item(cs.NewItem(item_id, category, title, vector, info))
+        return {"item_id": item_id, "strategy": cs.STRATEGY_CONTENT if vector is not None else None,
+                "category_known": info["category"] is not None, "category_items": info["category_items"],
+                "text_neighbours": info["text_neighbours"], "created": not existed}
+
+    def fold_in(self, raw_user_id: str, item_ids: list[str], values: list[float] | None = None) -> dict:
+        """Fold a user's new interactions into their served vector, with no retrain.
+
+        Called for every interaction event (``POST /v1/events``). The next recommendation for the
+        user is computed from their training interactions plus these (``als``: ``implicit``'s
+        ``recalculate_user``; GNNs: their inductive pass), blended with the followees' vector
+        while the user has few interactions. Items unknown to the served catalogue are skipped.
+
+        Args:
+            raw_user_id: the shop's user id (pseudonymised here).
+            item_ids: item ids interacted with.
+            values: raw values (rating, quantity, play count), default 1 each.
+        Returns:
+            ``{"user_id", "folded_in", "unknown_items"}``.
+        Raises:
+            ValueError: values and item_ids differ in length.
+        """
+        if values is not None and len(values) != len(item_ids):
+            raise ValueError(f"{len(values)} values for {len(item_ids)} items")
+        snap = self.snapshot
+        vals = [1.0] * len(item_ids) if values is None else [float(v) for v in values]
+        cols, vs, unknown = [], [], []
+        for item, v in zip(item_ids, vals):
+            j = snap.item_index(str(item))
+            if j is None:
+                unknown.append(str(item))
+            else:
+                cols.append(j)
+                vs.append(v if np.isfinite(v) and v > 0 else 1.0)
+        if cols:
+            self.overlay.add_interactions(self.pseudonymise(raw_user_id), cols, vs)
+        return {"user_id": raw_user_id, "folded_in": len(cols), "unknown_items": unknown}
+
+    def _cold_start_plan(self, pseudo: str, u: int | None, has_history: bool) -> "_ColdPlan | None":
+        """What the cold-start path knows about a user, or None when the regular path answers."""
+        snap = self.snapshot
+        new = self.overlay.get_user(pseudo)
+        new_items = self.overlay.items()
+        if has_history and new is None and not new_items:
+            return None
+        followees = np.zeros(0, np.int64)
+        if u is not None:
+            followees = snap.follows[u].indices.astype(np.int64)
+        if new is not None and new.followees.size:
+            followees = np.union1d(followees, new.followees)
+        items = np.asarray(new.items if new is not None else [], np.int64)
+        values = np.asarray(new.values if new is not None else [], np.float32)
+        attributes = new.attributes if new is not None else {}
+        if not has_history and new is None and not followees.size:
+            return None  # nothing known: the regular popular fallback
+        cold = self.cold_start
+        own = social = None
+        if has_history:
+            if items.size and callable(getattr(cold.base_, "fold_in", None)):
+                row = snap.interactions[u]
+                all_items = np.concatenate([row.indices, items])
+                all_values = np.concatenate([row.data.astype(np.float32), values])
+                own = np.asarray(cold.base_.fold_in(all_items, all_values), np.float32)
+            elif cold.user_vectors_ is not None and cold.dot_:
+                own = cold.user_vectors_[u]
+            else:
+                return None  # a model without vectors: the regular path (live items count as seen)
+            strategy = cs.STRATEGY_PERSONALIZED
+        else:
+            own, social = cold.new_user_vector(followees, items, values)
+            if social is not None:
+                strategy = cs.STRATEGY_SOCIAL
+            elif own is not None:
+                strategy = cs.STRATEGY_PERSONALIZED
+            elif followees.size and cold.user_vectors_ is None and cold.usable_followees_[followees].any():
+                strategy = cs.STRATEGY_SOCIAL  # a model without vectors: its followees' score rows
+            elif attributes.get("categories") or attributes.get("category"):
+                strategy = cs.STRATEGY_CONTENT
+            else:
+                strategy = cs.STRATEGY_POPULAR
+        seen = np.union1d(snap.interactions[u].indices if u is not None else np.zeros(0, np.int64), items)
+        return _ColdPlan(u, followees, items, seen.astype(np.int64), own, social, strategy, attributes, len(items) + (
+            snap.interactions[u].nnz if u is not None else 0))
+
+    def _recommend_cold_start(self, raw_user_id, plan: "_ColdPlan", k, exclude_purchased, blocked, max_per_category,
+                              exclude_items, categories, exclude_categories) -> dict:
+        snap = self.snapshot
+        cold = self.cold_start
+        new_items = self.overlay.items()
+        new_vecs = np.vstack([it.vector for it in new_items]) if new_items else None
+        new_scores = None
+        model = self.model
+        if plan.own is not None or plan.social is not None:
+            scores, new_scores = cold.score_new_user(plan.own, plan.social, plan.n_interactions, new_vecs)
+        elif plan.strategy == cs.STRATEGY_SOCIAL:
+            # a model without vectors (item-CF): the mean of the followees' score rows
+            fol = plan.followees[cold.usable_followees_[plan.followees]][:200]
+            scores = np.asarray(self.model.score(fol), np.float32).mean(axis=0)
+        else:
+            base = self._popularity.astype(np.float32)
+            if plan.followees.size:  # segment popularity: what the user's followees interacted with
+                base = base * 1e-3 + np.asarray((snap.interactions[plan.followees] > 0).sum(axis=0), np.float32).ravel()
+            cats = plan.attributes.get("categories") or ([plan.attributes["category"]] if plan.attributes.get("category") else [])
+            scores = cs.context_popularity(snap, base, [str(c) for c in cats])
+            model = self.popular or self.model
+        scores = np.asarray(scores, np.float32).copy()
+        if exclude_purchased and plan.seen.size:
+            scores[plan.seen] = -np.inf
+        if blocked is not None:
+            scores[blocked] = -np.inf
+        n = snap.n_items
+        fetch = min(n, k if not max_per_category else 4 * k)
+        idx, vals = cs.top_k(scores[None, :], fetch)
+        idx, vals = idx[0], vals[0]
+        keep = idx >= 0
+        cand = [(float(s), int(j), None) for j, s in zip(idx[keep], vals[keep])]
+        if new_scores is not None:
+            banned = set(exclude_items or [])
+            for it, s in zip(new_items, new_scores):
+                if it.item_id in banned or (categories is not None and it.category not in categories):
+                    continue
+                if exclude_categories and it.category in exclude_categories:
+                    continue
+                cand.append((float(s), -1, it))
+        cand.sort(key=lambda c: -c[0])
+        picked, per_cat = [], {}
+        for s, j, it in cand:
+            cat = (str(snap.categories[snap.item_category[j]]) if j >= 0 and snap.item_category[j] >= 0 else
+                   (it.category if it is not None else None))
+            if max_per_category and cat is not None:
+                if per_cat.get(cat, 0) >= max_per_category:
+                    continue
+                per_cat[cat] = per_cat.get(cat, 0) + 1
+            picked.append((s, j, it))
+            if len(picked) == k:
+                break
+        cat_idx = np.array([j for _, j, _ in picked if j >= 0], np.int64)
+        reasons = reasons_for(snap, model, plan.u, cat_idx, followees=plan.followees, popularity=self._popularity,
+                              popularity_cut=self._popularity_cut) if cat_idx.size else []
+        out, r = [], iter(reasons)
+        for s, j, it in picked:
+            if it is not None:
+                why = ["new item: recommended from its content" + (f" (category {it.category})" if it.category else "")]
+                out.append({"item_id": it.item_id, "score": s, "reasons": why})
+                continue
+            why = next(r)
+            if plan.strategy == cs.STRATEGY_SOCIAL and not why:
+                why = ["liked by people like the ones you follow"]
+            elif plan.strategy == cs.STRATEGY_POPULAR:
+                why = ["popular: among the most interacted-with items"] + why[:1]
+            elif plan.strategy == cs.STRATEGY_CONTENT:
+                why = ["popular in the categories you chose"] + why[:1]
+            out.append({"item_id": str(snap.item_ids[j]), "score": s, "reasons": why})
+        return {"user_id": raw_user_id, "model_version": f"{self.version.version}/{model.name}",
+                "strategy": plan.strategy, "items": out}
+
+    def _similar_new_item(self, item: "cs.NewItem", k: int) -> dict:
+        """Similar items of an item registered online: cosine of its content vector."""
+        snap = self.snapshot
+        vecs = self.cold_start.item_vectors_
+        norm = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        q = item.vector / max(float(np.linalg.norm(item.vector)), 1e-12)
+        sims = (norm @ q).astype(np.float32)
+        sims[self._popularity == 0] = -np.inf  # items without interactions have no learned vector
+        idx, vals = cs.top_k(sims[None, :], k)
+        items = []
+        for j, s in zip(idx[0], vals[0]):
+            if j < 0:
+                continue
+            reasons = [f"similar by content to a new item, via the {self.model.name} model"]
+            if item.category is not None and snap.item_category[j] >= 0 and str(snap.categories[snap.item_category[j]]) == item.category:
+                reasons.append(f"same category: {item.category}")
+            items.append({"item_id": str(snap.item_ids[j]), "score": float(s), "reasons": reasons})
+        return {"item_id": item.item_id, "model_version": f"{self.version.version}/{self.model.name}",
+                "strategy": cs.STRATEGY_CONTENT, "items": items}
+
+
+class UserExistsError(ValueError):
+    """The user already has training history in the served model version (register via events)."""
+
+
+class ItemExistsError(ValueError):
+    """The item is already in the served catalogue."""
+
+
+@dataclass
+class _ColdPlan:
+    """What :meth:`RecommendationService._recommend_cold_start` ranks with."""
+
+    u: int | None
+    followees: np.ndarray
+    items: np.ndarray
+    seen: np.ndarray
+    own: np.ndarray | None
+    social: np.ndarray | None
+    strategy: str
+    attributes: dict
+    n_interactions: int
