@@ -762,17 +762,27 @@ class ColdStartRecommender(Recommender):
             n_interactions: interactions folded in so far.
             extra_items: (e, dim) vectors of items outside the catalogue (new items), or None.
         Returns:
-            ``(catalogue scores (n_items,), extra scores (e,))`` float32, or ``(None, None)``
-            when neither vector exists.
+            ``(catalogue scores (n_items,), extra scores (e,))`` float32; extra scores are None
+            for models that do not score by dot product (they are scored with their own
+            ``score_embeddings``); ``(None, None)`` when neither vector exists or the model
+            cannot score a vector (then rank with the followees' score rows).
         """
         vecs = [v for v in (own, social) if v is not None]
         if not vecs:
             return None, None
+        w = max(float(self.social_weight), 5.0 / (5.0 + max(n_interactions, 0)))
+        if not self.dot_:
+            # a model that does not score by dot product: its own scorer of arbitrary vectors
+            score_embeddings = getattr(self.base_, "score_embeddings", None)
+            if not callable(score_embeddings):
+                return None, None
+            rows = np.asarray(score_embeddings(np.vstack(vecs).astype(np.float32)), np.float32)
+            s = rows[0] if len(vecs) == 1 else _zscore(rows[:1])[0] + w * _zscore(rows[1:])[0]
+            return s.astype(np.float32), None
         items = self.item_vectors_
         if extra_items is not None and len(extra_items):
             items = np.vstack([items, np.asarray(extra_items, np.float32)])
         if own is not None and social is not None:
-            w = max(float(self.social_weight), 5.0 / (5.0 + max(n_interactions, 0)))
             s = _zscore((own @ items.T)[None, :])[0] + w * _zscore((social @ items.T)[None, :])[0]
         else:
             s = vecs[0] @ items.T

@@ -115,14 +115,17 @@ class RecommendationService:
         reasons = reasons_for(snap, model, u, idx, popularity=self._popularity, popularity_cut=self._popularity_cut)
         if strategy == "popular_fallback":
             reasons = [[f"popular: among the most interacted-with items"] + r[:1] for r in reasons]
+        items = [
+            {"item_id": str(snap.item_ids[j]), "score": float(s), "reasons": r}
+            for j, s, r in zip(idx, scores, reasons)
+        ]
+        if has_history and model is self.model:
+            items = self._with_new_items(items, u, k, exclude_items, categories, exclude_categories, max_per_category)
         return {
             "user_id": raw_user_id,
             "model_version": f"{self.version.version}/{model.name}",
             "strategy": strategy,
-            "items": [
-                {"item_id": str(snap.item_ids[j]), "score": float(s), "reasons": r}
-                for j, s, r in zip(idx, scores, reasons)
-            ],
+            "items": items,
         }
 
     # ------------------------------------------------------------------ business filters
@@ -396,9 +399,8 @@ class RecommendationService:
         """What the cold-start path knows about a user, or None when the regular path answers."""
         snap = self.snapshot
         new = self.overlay.get_user(pseudo)
-        new_items = self.overlay.items()
-        if has_history and new is None and not new_items:
-            return None
+        if has_history and (new is None or not new.items):
+            return None  # the regular path (registered new items are merged in by _with_new_items)
         followees = np.zeros(0, np.int64)
         if u is not None:
             followees = snap.follows[u].indices.astype(np.int64)
@@ -411,16 +413,16 @@ class RecommendationService:
             return None  # nothing known: the regular popular fallback
         cold = self.cold_start
         own = social = None
-        if has_history:
-            if items.size and callable(getattr(cold.base_, "fold_in", None)):
-                row = snap.interactions[u]
-                all_items = np.concatenate([row.indices, items])
-                all_values = np.concatenate([row.data.astype(np.float32), values])
+        if has_history:  # with folded-in interactions: refold training + new interactions
+            row = snap.interactions[u]
+            all_items = np.concatenate([row.indices, items]).astype(np.int64)
+            all_values = np.concatenate([row.data.astype(np.float32), values])
+            if callable(getattr(cold.base_, "fold_in", None)):
                 own = np.asarray(cold.base_.fold_in(all_items, all_values), np.float32)
-            elif cold.user_vectors_ is not None and cold.dot_:
-                own = cold.user_vectors_[u]
+            elif callable(getattr(cold.base_, "embed_new_users", None)):
+                own = np.asarray(cold.base_.embed_new_users([followees], [np.unique(all_items)]), np.float32)[0]
             else:
-                return None  # a model without vectors: the regular path (live items count as seen)
+                return None  # a model that cannot fold in: the regular path (live items count as seen)
             strategy = cs.STRATEGY_PERSONALIZED
         else:
             own, social = cold.new_user_vector(followees, items, values)
@@ -428,7 +430,7 @@ class RecommendationService:
                 strategy = cs.STRATEGY_SOCIAL
             elif own is not None:
                 strategy = cs.STRATEGY_PERSONALIZED
-            elif followees.size and cold.user_vectors_ is None and cold.usable_followees_[followees].any():
+            elif followees.size and cold.usable_followees_[followees].any():
                 strategy = cs.STRATEGY_SOCIAL  # a model without vectors: its followees' score rows
             elif attributes.get("categories") or attributes.get("category"):
                 strategy = cs.STRATEGY_CONTENT
@@ -438,6 +440,45 @@ class RecommendationService:
         return _ColdPlan(u, followees, items, seen.astype(np.int64), own, social, strategy, attributes, len(items) + (
             snap.interactions[u].nnz if u is not None else 0))
 
+    def _with_new_items(self, items: list[dict], u: int, k: int, exclude_items, categories, exclude_categories,
+                        max_per_category) -> list[dict]:
+        """Merge items registered online into a personalised list, by the user's dot product
+        with their content vectors (dot-product models only; others return ``items`` as is)."""
+        new_items = self.overlay.items()
+        if not new_items:
+            return items
+        cold = self.cold_start
+        if cold.user_vectors_ is None or not cold.dot_:
+            return items
+        banned = set(exclude_items or [])
+        snap = self.snapshot
+        new_items = [it for it in new_items if it.item_id not in banned
+                     and (categories is None or it.category in categories)
+                     and not (exclude_categories and it.category in exclude_categories)]
+        if not new_items:
+            return items
+        scores = np.vstack([it.vector for it in new_items]) @ cold.user_vectors_[u]
+        per_cat: dict[str, int] = {}
+        if max_per_category:
+            for it in items:
+                j = snap.item_index(it["item_id"])
+                if j is not None and snap.item_category[j] >= 0:
+                    name = str(snap.categories[snap.item_category[j]])
+                    per_cat[name] = per_cat.get(name, 0) + 1
+        merged = list(items)
+        for it, s in sorted(zip(new_items, scores), key=lambda p: -p[1]):
+            if len(merged) >= k and s <= merged[-1]["score"]:
+                break
+            if max_per_category and it.category is not None and per_cat.get(it.category, 0) >= max_per_category:
+                continue
+            why = ["new item: recommended from its content" + (f" (category {it.category})" if it.category else "")]
+            merged.append({"item_id": it.item_id, "score": float(s), "reasons": why})
+            merged.sort(key=lambda x: -x["score"])
+            merged = merged[:k]
+            if it.category is not None:
+                per_cat[it.category] = per_cat.get(it.category, 0) + 1
+        return merged
+
     def _recommend_cold_start(self, raw_user_id, plan: "_ColdPlan", k, exclude_purchased, blocked, max_per_category,
                               exclude_items, categories, exclude_categories) -> dict:
         snap = self.snapshot
@@ -446,13 +487,19 @@ class RecommendationService:
         new_vecs = np.vstack([it.vector for it in new_items]) if new_items else None
         new_scores = None
         model = self.model
+        strategy = plan.strategy
+        scores = None
         if plan.own is not None or plan.social is not None:
             scores, new_scores = cold.score_new_user(plan.own, plan.social, plan.n_interactions, new_vecs)
-        elif plan.strategy == cs.STRATEGY_SOCIAL:
-            # a model without vectors (item-CF): the mean of the followees' score rows
-            fol = plan.followees[cold.usable_followees_[plan.followees]][:200]
-            scores = np.asarray(self.model.score(fol), np.float32).mean(axis=0)
-        else:
+        fol = plan.followees[cold.usable_followees_[plan.followees]] if plan.followees.size else plan.followees
+        if scores is None and plan.strategy == cs.STRATEGY_PERSONALIZED and plan.u is not None:
+            scores = np.asarray(self.model.score(np.array([plan.u])), np.float32)[0]
+        elif scores is None and plan.strategy == cs.STRATEGY_SOCIAL and fol.size:
+            # a model that cannot score a vector (item-CF, hybrid): the mean of the followees' rows
+            scores = np.asarray(self.model.score(fol[:200]), np.float32).mean(axis=0)
+        elif scores is None:
+            if strategy in (cs.STRATEGY_SOCIAL, cs.STRATEGY_PERSONALIZED):
+                strategy = cs.STRATEGY_POPULAR  # vectors the model cannot score, nobody to borrow from
             base = self._popularity.astype(np.float32)
             if plan.followees.size:  # segment popularity: what the user's followees interacted with
                 base = base * 1e-3 + np.asarray((snap.interactions[plan.followees] > 0).sum(axis=0), np.float32).ravel()
@@ -500,15 +547,15 @@ class RecommendationService:
                 out.append({"item_id": it.item_id, "score": s, "reasons": why})
                 continue
             why = next(r)
-            if plan.strategy == cs.STRATEGY_SOCIAL and not why:
+            if strategy == cs.STRATEGY_SOCIAL and not why:
                 why = ["liked by people like the ones you follow"]
-            elif plan.strategy == cs.STRATEGY_POPULAR:
+            elif strategy == cs.STRATEGY_POPULAR:
                 why = ["popular: among the most interacted-with items"] + why[:1]
-            elif plan.strategy == cs.STRATEGY_CONTENT:
+            elif strategy == cs.STRATEGY_CONTENT:
                 why = ["popular in the categories you chose"] + why[:1]
             out.append({"item_id": str(snap.item_ids[j]), "score": s, "reasons": why})
         return {"user_id": raw_user_id, "model_version": f"{self.version.version}/{model.name}",
-                "strategy": plan.strategy, "items": out}
+                "strategy": strategy, "items": out}
 
     def _similar_new_item(self, item: "cs.NewItem", k: int) -> dict:
         """Similar items of an item registered online: cosine of its content vector."""

@@ -155,3 +155,15 @@ def test_filmtrust_roles_and_known_user_conflict(api_settings, shared_data_dir):
         assert rec["strategy"] == "cold_start_social"
         known = client.post("/v1/users", json={"user_id": str(ratings["u"].iloc[0]), "follows": []}, headers=auth("events"))
         assert known.status_code == 409
+
+
+def test_known_user_fold_in_and_new_items_in_personalised_lists(lastfm_app, lastfm_raw):
+    client, service = lastfm_app
+    raw = str(lastfm_raw["userID"].iloc[0])
+    before = client.get(f"/v1/users/{raw}/recommendations", params={"k": 10}).json()
+    assert before["strategy"] == "personalized"
+    first = before["items"][0]["item_id"]
+    service.fold_in(raw, [first], [100.0])
+    after = client.get(f"/v1/users/{raw}/recommendations", params={"k": 10}).json()
+    assert after["strategy"] == "personalized" and first not in [it["item_id"] for it in after["items"]]
+    assert [it["item_id"] for it in after["items"]] != [it["item_id"] for it in before["items"]]

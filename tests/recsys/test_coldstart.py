@@ -141,3 +141,32 @@ def test_lastfm_followee_propagation_beats_popular_on_cold_users(lastfm_snapshot
     plain = evaluate(lastfm_snapshot, "cold-users", ["als"], ks=(20,), tune_params=False, cold_start=False,
                      params={"als": {"factors": 32, "iterations": 8, "weighting": "binary"}})
     assert plain["models"]["als"]["recall@20"] < 0.01, "without cold start ALS has nothing for cold users"
+
+
+class _InductiveALS(AlternatingLeastSquaresModel):
+    """ALS posing as a GNN: an inductive ``embed_new_users`` and a non-dot ``score_embeddings``."""
+
+    name = "als"
+
+    def embed_new_users(self, follows, interactions):
+        self.calls = getattr(self, "calls", 0) + 1
+        return np.stack([self.user_factors_[np.asarray(f, np.int64)].sum(axis=0) * 2 for f in follows])
+
+    def score(self, user_idx):
+        return self.score_embeddings(self.user_factors_[np.atleast_1d(user_idx)])
+
+    def score_embeddings(self, user_vectors):
+        return np.tanh(np.asarray(user_vectors, np.float32) @ self.item_factors_.T)
+
+
+def test_models_with_an_inductive_pass_are_asked_first(tiny_snapshot):
+    base = _InductiveALS(**SMALL_ALS).fit(tiny_snapshot)
+    wrapped = wrap_for_cold_start(base)
+    u = tiny_snapshot.n_users - 1
+    assert base.calls == 1 and not wrapped.dot_, "tanh scores are not dot products"
+    fol = tiny_snapshot.follows[u].indices
+    want = base.score_embeddings(base.embed_new_users([fol], [np.zeros(0)]))
+    np.testing.assert_allclose(wrapped.score(np.array([u])), want, rtol=1e-5)
+    own, social = wrapped.new_user_vector(fol, np.array([1, 2]))
+    scores, extra = wrapped.score_new_user(own, social, 2)
+    assert scores.shape == (tiny_snapshot.n_items,) and extra is None and np.isfinite(scores).all()
