@@ -681,6 +681,14 @@ class Neo4jStore(GraphStore):
             current = (rows[0]["options"] or {}).get("indexConfig", {}).get("vector.dimensions")
             if current == dim:
                 return
+            others = self._read(
+                f"MATCH (n:{label}) WHERE n.dataset <> $ds AND n[$name] IS NOT NULL RETURN count(n) AS n", name=name
+            )[0]["n"]
+            if others:
+                raise StoreError(
+                    f"vector index {index} has dimension {current} and {others} {label} nodes of other datasets "
+                    f"use it; write {dim}-dimensional vectors under another name"
+                )
             log.warning("vector index %s has dimension %s; recreating it for %s", index, current, dim)
             self._auto(f"DROP INDEX {index} IF EXISTS")
         # identifiers validated above; the dimension is an int we computed
