@@ -207,6 +207,10 @@ class Neo4jStore(GraphStore):
             f"CREATE CONSTRAINT {lbl.lower()}_dataset_key IF NOT EXISTS FOR (n:{lbl}) REQUIRE (n.dataset, n.key) IS UNIQUE"
             for lbl in (CHECKPOINT_LABEL, JOB_LABEL, META_LABEL)
         ]
+        statements += [  # "all users of this dataset" without a label scan over every dataset
+            f"CREATE INDEX {label.lower()}_dataset IF NOT EXISTS FOR (n:{label}) ON (n.dataset)"
+            for label in (*NODE_LABELS, CHECKPOINT_LABEL)
+        ]
         statements += [
             "CREATE INDEX item_category IF NOT EXISTS FOR (n:Item) ON (n.dataset, n.category)",
             "CREATE INDEX rated_ts IF NOT EXISTS FOR ()-[r:RATED]-() ON (r.ts)",
