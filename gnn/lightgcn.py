@@ -58,10 +58,10 @@ class LightGCNModel(Recommender):
         embedding_dim: int = 64,
         num_layers: int = 2,
         social_weight: float = 0.0,
-        lr: float = 0.005,
+        lr: float = 0.01,
         reg: float = 1e-4,
         batch_size: int = 4096,
-        epochs: int = 300,
+        epochs: int = 200,
         eval_every: int = 5,
         patience: int = 4,
         validation_fraction: float = 0.1,
@@ -119,7 +119,7 @@ class LightGCNModel(Recommender):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss) * sel.size
+                total += loss.item() * sel.size
             if validation is not None and (epoch % self.eval_every == 0 or epoch == epochs):
                 uvec, ivec = self._embeddings(model, adj, n_u)
                 rec = recall_at_k(uvec, ivec, fit, validation, seed=self.seed)

@@ -354,10 +354,13 @@ class HybridModel(Recommender):
         kwargs = {}
         if n_eval:
             x_ev, y_ev, g_ev = subset(eval_users)
-            kwargs = dict(
-                eval_set=[(x_ev, y_ev)], eval_group=[g_ev], eval_at=[10],
-                callbacks=[lgb.early_stopping(40, verbose=False)],
-            )
+            import inspect
+
+            if "eval_X" in inspect.signature(ranker.fit).parameters:  # lightgbm >= 4.6
+                kwargs = dict(eval_X=(x_ev,), eval_y=(y_ev,))
+            else:
+                kwargs = dict(eval_set=[(x_ev, y_ev)])
+            kwargs.update(eval_group=[g_ev], eval_at=[10], callbacks=[lgb.early_stopping(40, verbose=False)])
         ranker.fit(x_fit, y_fit, group=g_fit, feature_name=self.feature_names_, **kwargs)
         self.timings_["ranker"] = time.perf_counter() - t
         self.ranker_ = ranker
@@ -385,7 +388,7 @@ class HybridModel(Recommender):
             out = (np.nan_to_num(fb, nan=lo.min() if np.size(lo) else 0) - lo) / np.maximum(hi - lo, 1e-12) - 1.0
         out = np.clip(np.nan_to_num(out, nan=-1.0), -1.0, -1e-6).astype(np.float32)
         if rows.size:
-            pred = self.ranker_.predict(feats, num_iteration=self.best_iteration_)
+            pred = self.ranker_.booster_.predict(feats, num_iteration=self.best_iteration_)
             lo_r = np.full(users.size, np.inf)
             hi_r = np.full(users.size, -np.inf)
             np.minimum.at(lo_r, rows, pred)
