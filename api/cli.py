@@ -128,6 +128,8 @@ def cmd_etl(args) -> int:
 
 
 def _train(settings: Settings, dataset: str, models: list[str], store_kind, tune_params: bool, promote_it: bool, progress=True) -> dict:
+    """Snapshot -> tune + fit -> save a version -> write embeddings/scores back -> promote."""
+    from recsys.retrain import write_back_models
     from recsys.training import train_models
     from recsys.versions import promote, save_version
 
@@ -135,16 +137,17 @@ def _train(settings: Settings, dataset: str, models: list[str], store_kind, tune
     try:
         _ensure_loaded(settings, dataset, store, progress)
         snapshot = store.snapshot()
+        t0 = time.perf_counter()
+        result = train_models(snapshot, models, tune_params=tune_params)
+        path = save_version(
+            settings.home,
+            snapshot,
+            result.models,
+            {"serving_model": result.serving_model, "validation": result.validation, "fit_seconds": result.fit_seconds},
+        )
+        written = write_back_models(store, snapshot, result.models, result.serving_model, path.name)
     finally:
         store.close()
-    t0 = time.perf_counter()
-    result = train_models(snapshot, models, tune_params=tune_params)
-    path = save_version(
-        settings.home,
-        snapshot,
-        result.models,
-        {"serving_model": result.serving_model, "validation": result.validation, "fit_seconds": result.fit_seconds},
-    )
     if promote_it:
         promote(settings.home, snapshot.dataset, path.name)
     return {
@@ -153,6 +156,7 @@ def _train(settings: Settings, dataset: str, models: list[str], store_kind, tune
         "promoted": promote_it,
         "serving_model": result.serving_model,
         "models": {n: {"params": result.params[n], "validation": result.validation[n], "fit_seconds": result.fit_seconds[n]} for n in result.models},
+        "written_back": written,
         "seconds": round(time.perf_counter() - t0, 2),
         "path": str(path),
     }

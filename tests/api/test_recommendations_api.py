@@ -69,3 +69,16 @@ def test_openapi_docs_served(client):
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert "/v1/users/{user_id}/recommendations" in paths and "/v1/items/{item_id}/similar" in paths
+
+
+def test_train_wrote_embeddings_and_scores_back_to_the_store(api_settings):
+    from graph.store import open_store
+    from recsys.versions import current_version
+
+    store = open_store("filmtrust", home=api_settings.home)
+    ids, vectors, version = store.read_vectors("Item", "als_embedding")
+    snap = store.snapshot()
+    assert len(ids) == snap.n_items and vectors.shape[0] == snap.n_items and vectors.shape[1] > 0
+    assert version == current_version(api_settings.home, "filmtrust")
+    scores = store.read_scores("User")
+    assert "top_items" in scores.columns and len(scores) == snap.n_users
