@@ -141,6 +141,8 @@ class Neo4jStore(GraphStore):
         self.batch_size = int(batch_size)
         self._driver = GraphDatabase.driver(uri, auth=(user, password), notifications_min_severity="OFF")
         self._closed = False
+        self._eid_cache: dict[str, dict[str, str]] | None = None  # label -> id -> elementId, during load()
+        self._eid_pending: dict[str, dict[str, str]] = {}
         try:
             self._driver.verify_connectivity()
         except Exception as exc:  # neo4j raises several unrelated types here
@@ -337,18 +339,25 @@ class Neo4jStore(GraphStore):
             return {t: len(f) for t, f in prepared.items()}
         committed = set(state["committed"])
         fresh = set(state["fresh"])
-        for table, frame in prepared.items():
-            n_batches = (len(frame) + batch_size - 1) // batch_size
-            for b in range(n_batches):
-                key = f"{job}:{table}:{b}"
-                if key not in committed:
-                    chunk = frame.iloc[b * batch_size : (b + 1) * batch_size]
-                    self._write(
-                        lambda tx, c=chunk, k=key, t=table: self._load_batch(tx, t, c, list(extras[t]), t in fresh, job, k),
-                        f"load of {table} batch {b}",
-                    )
-                if progress is not None:
-                    progress(table, min((b + 1) * batch_size, len(frame)), len(frame))
+        self._eid_cache = {}
+        try:
+            for table, frame in prepared.items():
+                n_batches = (len(frame) + batch_size - 1) // batch_size
+                for b in range(n_batches):
+                    key = f"{job}:{table}:{b}"
+                    if key not in committed:
+                        chunk = frame.iloc[b * batch_size : (b + 1) * batch_size]
+                        self._eid_pending = {}
+                        self._write(
+                            lambda tx, c=chunk, k=key, t=table: self._load_batch(tx, t, c, list(extras[t]), t in fresh, job, k),
+                            f"load of {table} batch {b}",
+                        )
+                        for label, found in self._eid_pending.items():
+                            self._eid_cache.setdefault(label, {}).update(found)
+                    if progress is not None:
+                        progress(table, min((b + 1) * batch_size, len(frame)), len(frame))
+        finally:
+            self._eid_cache, self._eid_pending = None, {}
         self._write(
             lambda tx: tx.run(f"MATCH (j:{JOB_LABEL} {{dataset: $ds, key: $job}}) SET j.done = true", ds=self.dataset, job=job).consume(),
             "load finish",
@@ -387,6 +396,8 @@ class Neo4jStore(GraphStore):
         return bool(tx.run(q, ds=self.dataset).single()["empty"])
 
     def _load_batch(self, tx, table: str, chunk: pd.DataFrame, extras: list[str], create: bool, job: str, key: str) -> None:
+        if self._eid_cache is not None and table in ("users", "items"):
+            self._eid_cache.pop("User" if table == "users" else "Item", None)  # new nodes: refill when needed
         self._write_chunk(tx, table, chunk, extras, create=create)
         tx.run(
             f"CREATE (:{CHECKPOINT_LABEL} {{dataset: $ds, key: $key, job: $job, table: $table, rows: $rows, at: datetime()}})",
@@ -405,16 +416,35 @@ class Neo4jStore(GraphStore):
 
     def _endpoints(self, tx, label: str, ids: Iterable[str | None]) -> dict[str, str]:
         """MERGE the nodes a relationship batch references (new ones get ``stub: true``) and
-        return id -> element id."""
+        return id -> element id. During :meth:`load` the ids already known come from a cache
+        filled once per label, and only the others are merged."""
         wanted = sorted({i for i in ids if i is not None})
-        if not wanted:
-            return {}
-        result = tx.run(
-            f"UNWIND $ids AS id MERGE (n:{label} {{dataset: $ds, id: id}}) ON CREATE SET n.stub = true "
-            "RETURN id, elementId(n) AS eid",
-            ds=self.dataset, ids=wanted,
-        )
-        return {r[0]: r[1] for r in result}
+        cache = self._eid_cache.get(label) if self._eid_cache is not None else None
+        if cache is None and self._eid_cache is not None:
+            cache = self._eid_cache[label] = self._element_ids(tx, label)
+        missing = wanted if cache is None else [i for i in wanted if i not in cache]
+        found: dict[str, str] = {}
+        if missing:
+            result = tx.run(
+                f"UNWIND $ids AS id MERGE (n:{label} {{dataset: $ds, id: id}}) ON CREATE SET n.stub = true "
+                "RETURN id, elementId(n) AS eid",
+                ds=self.dataset, ids=missing,
+            )
+            found = {r[0]: r[1] for r in result}
+            if cache is not None:  # added to the cache only once this transaction commits
+                self._eid_pending.setdefault(label, {}).update(found)
+        if cache is None:
+            return found
+        return {i: cache[i] if i in cache else found[i] for i in wanted}
+
+    def _element_ids(self, tx, label: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        query = (f"MATCH (n:{label}) WHERE n.dataset = $ds AND n.id IS NOT NULL "
+                 "WITH collect([n.id, elementId(n)]) AS pairs UNWIND range(0, size(pairs) - 1, 50000) AS s "
+                 "RETURN pairs[s..s + 50000]")
+        for record in tx.run(query, ds=self.dataset):
+            out.update((a, b) for a, b in record[0])
+        return out
 
     @staticmethod
     def _extra_clause(var: str, extras: list[str]) -> str:
@@ -432,37 +462,42 @@ class Neo4jStore(GraphStore):
 
     def _w_items(self, tx, chunk, extras, create):
         ids, cats = _column(chunk, "item_id"), _column(chunk, "category")
-        params = {"id": ids, "c": cats, "ti": _column(chunk, "title"), "b": _column(chunk, "brand"),
-                  "te": _column(chunk, "text")}
+        names = sorted({c for c in cats if c is not None})
+        ceid: dict[str, str] = {}
+        if names:
+            result = tx.run(
+                "UNWIND $names AS name MERGE (c:Category {dataset: $ds, id: name}) ON CREATE SET c.name = name "
+                "RETURN name, elementId(c) AS eid",
+                ds=self.dataset, names=names,
+            )
+            ceid = {r[0]: r[1] for r in result}
+        params = {"id": ids, "c": cats, "ce": [ceid.get(c) for c in cats], "ti": _column(chunk, "title"),
+                  "b": _column(chunk, "brand"), "te": _column(chunk, "text")}
         if extras:
             params["x"] = _props(chunk, extras)
+        link = " WITH n, k WHERE $ce[k] IS NOT NULL MATCH (c) WHERE elementId(c) = $ce[k] "
         if create:
             q = ("UNWIND range(0, size($id) - 1) AS k CREATE (n:Item {dataset: $ds, id: $id[k], category: $c[k], "
-                 "title: $ti[k], brand: $b[k], text: $te[k]})")
-        else:
-            q = ("UNWIND range(0, size($id) - 1) AS k MERGE (n:Item {dataset: $ds, id: $id[k]}) "
-                 "SET n.category = $c[k], n.title = $ti[k], n.brand = $b[k], n.text = $te[k] REMOVE n.stub")
-        tx.run(q + self._extra_clause("n", extras), ds=self.dataset, **params).consume()
-        names = sorted({c for c in cats if c is not None})
-        if names:
-            tx.run(
-                "UNWIND $names AS name MERGE (c:Category {dataset: $ds, id: name}) ON CREATE SET c.name = name",
-                ds=self.dataset, names=names,
-            ).consume()
-        if not create:  # replace: drop a category link that no longer holds
-            tx.run(
-                "UNWIND range(0, size($id) - 1) AS k MATCH (i:Item {dataset: $ds, id: $id[k]})-[r:IN_CATEGORY]->(c:Category) "
-                "WHERE $c[k] IS NULL OR c.id <> $c[k] DELETE r",
-                ds=self.dataset, id=ids, c=cats,
-            ).consume()
-        linked = [(i, c) for i, c in zip(ids, cats) if c is not None]
-        if linked:
-            rel = "CREATE (i)-[:IN_CATEGORY]->(c)" if create else "MERGE (i)-[:IN_CATEGORY]->(c)"
-            tx.run(
-                "UNWIND range(0, size($id) - 1) AS k MATCH (i:Item {dataset: $ds, id: $id[k]}) "
-                f"MATCH (c:Category {{dataset: $ds, id: $c[k]}}) {rel}",
-                ds=self.dataset, id=[p[0] for p in linked], c=[p[1] for p in linked],
-            ).consume()
+                 "title: $ti[k], brand: $b[k], text: $te[k]})" + self._extra_clause("n", extras)
+                 + link + "CREATE (n)-[:IN_CATEGORY]->(c)")
+            tx.run(q, ds=self.dataset, **params).consume()
+            return
+        tx.run(
+            "UNWIND range(0, size($id) - 1) AS k MERGE (n:Item {dataset: $ds, id: $id[k]}) "
+            "SET n.category = $c[k], n.title = $ti[k], n.brand = $b[k], n.text = $te[k] REMOVE n.stub"
+            + self._extra_clause("n", extras),
+            ds=self.dataset, **params,
+        ).consume()
+        tx.run(  # replace: drop a category link that no longer holds
+            "UNWIND range(0, size($id) - 1) AS k MATCH (i:Item {dataset: $ds, id: $id[k]})-[r:IN_CATEGORY]->(c:Category) "
+            "WHERE $c[k] IS NULL OR c.id <> $c[k] DELETE r",
+            ds=self.dataset, id=ids, c=cats,
+        ).consume()
+        tx.run(
+            "UNWIND range(0, size($id) - 1) AS k MATCH (n:Item {dataset: $ds, id: $id[k]})" + link
+            + "MERGE (n)-[:IN_CATEGORY]->(c)",
+            ds=self.dataset, id=ids, ce=params["ce"],
+        ).consume()
 
     def _w_reviews(self, tx, chunk, extras, create):
         ids, users, items = _column(chunk, "review_id"), _column(chunk, "user_id"), _column(chunk, "item_id")
@@ -475,12 +510,26 @@ class Neo4jStore(GraphStore):
             params["x"] = _props(chunk, extras)
         props = "rating: $ra[k], helpfulness: $h[k], text: $te[k], ts: $t[k]"
         if create:
-            # the common case, both ends known, in one pattern; otherwise link what exists
-            q = (f"UNWIND range(0, size($id) - 1) AS k CREATE (r:Review {{dataset: $ds, id: $id[k], {props}}})"
-                 + self._extra_clause("r", extras) +
-                 " WITH k, r CALL (k, r) { MATCH (u) WHERE elementId(u) = $u[k] CREATE (u)-[:WROTE]->(r) }"
-                 " WITH k, r CALL (k, r) { MATCH (i) WHERE elementId(i) = $i[k] CREATE (r)-[:REVIEWS]->(i) }")
-            tx.run(q, ds=self.dataset, **params).consume()
+            whole = [k for k in range(len(ids)) if params["u"][k] is not None and params["i"][k] is not None]
+            part = [k for k in range(len(ids)) if params["u"][k] is None or params["i"][k] is None]
+            if whole:  # the usual case, author and item known: one pattern
+                sub = {key: [vals[k] for k in whole] for key, vals in params.items()}
+                tx.run(
+                    "UNWIND range(0, size($id) - 1) AS k MATCH (u) WHERE elementId(u) = $u[k] "
+                    "MATCH (i) WHERE elementId(i) = $i[k] "
+                    f"CREATE (u)-[:WROTE]->(r:Review {{dataset: $ds, id: $id[k], {props}}})-[:REVIEWS]->(i)"
+                    + self._extra_clause("r", extras),
+                    ds=self.dataset, **sub,
+                ).consume()
+            if part:
+                sub = {key: [vals[k] for k in part] for key, vals in params.items()}
+                tx.run(
+                    f"UNWIND range(0, size($id) - 1) AS k CREATE (r:Review {{dataset: $ds, id: $id[k], {props}}})"
+                    + self._extra_clause("r", extras) +
+                    " WITH k, r CALL (k, r) { MATCH (u) WHERE elementId(u) = $u[k] CREATE (u)-[:WROTE]->(r) }"
+                    " WITH k, r CALL (k, r) { MATCH (i) WHERE elementId(i) = $i[k] CREATE (r)-[:REVIEWS]->(i) }",
+                    ds=self.dataset, **sub,
+                ).consume()
             return
         q = ("UNWIND range(0, size($id) - 1) AS k MERGE (r:Review {dataset: $ds, id: $id[k]}) "
              "SET r.rating = $ra[k], r.helpfulness = $h[k], r.text = $te[k], r.ts = $t[k]" + self._extra_clause("r", extras))

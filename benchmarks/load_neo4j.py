@@ -1,0 +1,134 @@
+"""Load throughput of the Neo4j store against the embedded store, on real datasets.
+
+Loads each dataset (read once through the ETL) into a fresh namespace of both stores, ``--repeats``
+times, and prints the median seconds, nodes/s and relationships/s of each and the ratio::
+
+    SOCIALREC_NEO4J_URI=bolt://127.0.0.1:7687 SOCIALREC_NEO4J_PASSWORD=... \\
+        python benchmarks/load_neo4j.py --datasets ciao,epinions --repeats 3
+
+Counted the same way for both stores: nodes = users + items + reviews + categories;
+relationships = interactions + follows + 2 x reviews (WROTE, REVIEWS) + items with a category
+(IN_CATEGORY). Neo4j loads through ``Neo4jStore.load`` (a resumable bulk load, one transaction
+per ``--batch-size`` rows); the embedded store through ``upsert`` in batches of the same size.
+``--mode upsert`` times ``Neo4jStore.upsert`` (MERGE, one transaction per call) instead.
+
+Measured (2 shared cores, Neo4j heap 2g, page cache 512m; the other cores' load from the rest of
+the team varied during the run): see the "Load throughput" section of the final report for the
+numbers of the last run; the script prints its own table each time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from etl.datasets import read_dataset  # noqa: E402
+from etl.pseudonymise import Pseudonymiser  # noqa: E402
+from graph.store import EmbeddedStore  # noqa: E402
+
+
+def entity_counts(tables) -> tuple[int, int]:
+    """``(nodes, relationships)`` a dataset becomes in the graph (see the module docstring)."""
+    items = tables["items"]
+    categories = items["category"].dropna().nunique() if "category" in items else 0
+    with_category = int(items["category"].notna().sum()) if "category" in items else 0
+    nodes = len(tables["users"]) + len(items) + len(tables["reviews"]) + int(categories)
+    rels = len(tables["interactions"]) + len(tables["follows"]) + 2 * len(tables["reviews"]) + with_category
+    return nodes, rels
+
+
+def time_neo4j(tables, uri, user, password, dataset, batch_size, mode) -> tuple[float, dict]:
+    from graph.neo4j_store import Neo4jStore
+
+    store = Neo4jStore(uri, user, password, dataset, batch_size=batch_size)
+    try:
+        store.clear()
+        started = time.perf_counter()
+        if mode == "load":
+            store.load(tables, batch_size=batch_size)
+        else:
+            for table in ("users", "items", "reviews", "follows", "interactions"):
+                frame = tables[table]
+                for s in range(0, len(frame), 5 * batch_size):
+                    store.upsert(table, frame.iloc[s : s + 5 * batch_size])
+        seconds = time.perf_counter() - started
+        counts = store.counts()
+        store.clear()
+        return seconds, counts
+    finally:
+        store.close()
+
+
+def time_embedded(tables, dataset, batch_size) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EmbeddedStore(tmp, dataset)
+        started = time.perf_counter()
+        for table in ("users", "items", "reviews", "follows", "interactions"):
+            frame = tables[table]
+            for s in range(0, len(frame), batch_size):
+                store.upsert(table, frame.iloc[s : s + batch_size])
+        store.read_table("interactions")  # the embedded store resolves keys on read: count it
+        return time.perf_counter() - started
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", default="ciao,epinions")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--mode", choices=("load", "upsert"), default="load")
+    parser.add_argument("--data-dir", default=os.environ.get("SOCIALREC_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    parser.add_argument("--uri", default=os.environ.get("SOCIALREC_NEO4J_URI", "bolt://127.0.0.1:7687"))
+    parser.add_argument("--user", default=os.environ.get("SOCIALREC_NEO4J_USER", "neo4j"))
+    parser.add_argument("--password", default=os.environ.get("SOCIALREC_NEO4J_PASSWORD"))
+    parser.add_argument("--json", action="store_true", help="also print the results as one JSON object")
+    args = parser.parse_args(argv)
+    if not args.password:
+        parser.error("set SOCIALREC_NEO4J_PASSWORD (or --password)")
+
+    results = {}
+    for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
+        with tempfile.TemporaryDirectory() as cache:
+            tables = read_dataset(name, Path(args.data_dir), Pseudonymiser(b"benchmark-key"), Path(cache)).tables
+        nodes, rels = entity_counts(tables)
+        neo, emb = [], []
+        for rep in range(args.repeats):
+            seconds, counts = time_neo4j(tables, args.uri, args.user, args.password, f"bench-{name}", args.batch_size, args.mode)
+            got_rels = sum(v for k, v in counts.items() if k.startswith("rel:"))
+            if got_rels != rels:
+                print(f"warning: {name}: expected {rels} relationships, Neo4j holds {got_rels}", file=sys.stderr)
+            neo.append(seconds)
+            emb.append(time_embedded(tables, name, args.batch_size))
+            print(f"{name} run {rep + 1}: neo4j {seconds:.1f} s, embedded {emb[-1]:.1f} s", file=sys.stderr, flush=True)
+        n_s, e_s = statistics.median(neo), statistics.median(emb)
+        results[name] = {
+            "nodes": nodes, "relationships": rels, "repeats": args.repeats, "mode": args.mode,
+            "neo4j_s": round(n_s, 2), "neo4j_nodes_per_s": round(nodes / n_s), "neo4j_rels_per_s": round(rels / n_s),
+            "embedded_s": round(e_s, 2), "embedded_nodes_per_s": round(nodes / e_s), "embedded_rels_per_s": round(rels / e_s),
+            "neo4j_over_embedded_time": round(n_s / e_s, 2), "neo4j_runs_s": [round(x, 2) for x in neo],
+        }
+
+    header = f"{'dataset':10s} {'nodes':>9s} {'rels':>10s} | {'neo4j s':>8s} {'nodes/s':>9s} {'rels/s':>9s} | {'embedded s':>10s} {'nodes/s':>9s} {'rels/s':>10s} | {'time ratio':>10s}"
+    print(f"median of {args.repeats} runs, mode={args.mode}, batch={args.batch_size}")
+    print(header)
+    print("-" * len(header))
+    for name, r in results.items():
+        print(f"{name:10s} {r['nodes']:9d} {r['relationships']:10d} | {r['neo4j_s']:8.1f} {r['neo4j_nodes_per_s']:9d} "
+              f"{r['neo4j_rels_per_s']:9d} | {r['embedded_s']:10.1f} {r['embedded_nodes_per_s']:9d} "
+              f"{r['embedded_rels_per_s']:10d} | {r['neo4j_over_embedded_time']:9.1f}x")
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
