@@ -31,7 +31,10 @@ VENV="$SOCIALREC_CACHE/venv-$key"
     ls -1dt "$SOCIALREC_CACHE"/venv-* 2>/dev/null | tail -n +3 | xargs -r rm -rf
   fi
 ) 9>"$SOCIALREC_CACHE/.venv.lock"
-"$VENV/bin/pip" install --quiet --no-deps --no-build-isolation -e "$SOCIALREC_ROOT" >/dev/null
+if ! _sr_out="$("$VENV/bin/pip" install --quiet --no-deps --no-build-isolation -e "$SOCIALREC_ROOT" 2>&1)"; then
+  echo "$_sr_out" >&2
+  exit 1
+fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
 export SOCIALREC_VENV="$VENV"
