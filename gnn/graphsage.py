@@ -95,6 +95,8 @@ class HeteroSAGE(nn.Module):
             h = {t: (F.relu(new[t]) if i < len(self.convs) - 1 else new[t]) if t in new else h[t] for t in h}
             for t in h:
                 outs[t].append(h[t])
+        if self.scale <= 0:  # plain dot product of the layer means
+            return {t: torch.stack(v).mean(0) for t, v in outs.items()}
         return {t: self.scale * F.normalize(torch.stack(v).mean(0), dim=-1) for t, v in outs.items()}
 
 
@@ -107,7 +109,8 @@ class GraphSAGEModel(Recommender):
         num_neighbors: neighbours sampled per hop and edge type (one entry per layer).
         use_follows: include ``follows``/``followed_by`` edges. use_categories: category nodes.
         id_dropout: probability a node's ID embedding is replaced by the "unknown" row in training.
-        scale: output vectors are L2-normalised then multiplied by this (a softmax temperature).
+        scale: output vectors are L2-normalised then multiplied by this (a softmax temperature);
+            0 = raw dot product.
         negatives: uniform negative items per positive edge (BPR against each).
         lr: Adam learning rate. weight_decay: Adam L2. batch_size: positive edges per batch.
         epochs: maximum epochs. patience: epochs without validation improvement before stopping.
