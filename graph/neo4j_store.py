@@ -32,7 +32,9 @@ import hashlib
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -142,7 +144,8 @@ class Neo4jStore(GraphStore):
         self._driver = GraphDatabase.driver(uri, auth=(user, password), notifications_min_severity="OFF")
         self._closed = False
         self._eid_cache: dict[str, dict[str, str]] | None = None  # label -> id -> elementId, during load()
-        self._eid_pending: dict[str, dict[str, str]] = {}
+        self._local = threading.local()  # per loader thread: element ids merged by the open transaction
+        self._cache_lock = threading.Lock()
         try:
             self._driver.verify_connectivity()
         except Exception as exc:  # neo4j raises several unrelated types here
@@ -211,11 +214,7 @@ class Neo4jStore(GraphStore):
         ]
         statements += [  # "all users of this dataset" without a label scan over every dataset
             f"CREATE INDEX {label.lower()}_dataset IF NOT EXISTS FOR (n:{label}) ON (n.dataset)"
-            for label in (*NODE_LABELS, CHECKPOINT_LABEL)
-        ]
-        statements += [
-            "CREATE INDEX item_category IF NOT EXISTS FOR (n:Item) ON (n.dataset, n.category)",
-            "CREATE INDEX rated_ts IF NOT EXISTS FOR ()-[r:RATED]-() ON (r.ts)",
+            for label in ("User", "Item", "Category", "Segment", CHECKPOINT_LABEL)
         ]
         with self._session() as session:
             for stmt in statements:
@@ -295,6 +294,7 @@ class Neo4jStore(GraphStore):
         tables: Mapping[str, pd.DataFrame],
         batch_size: int | None = None,
         progress: Callable[[str, int, int], None] | None = None,
+        workers: int = 1,
     ) -> dict[str, int]:
         """Bulk-load several canonical tables, resumably.
 
@@ -311,6 +311,8 @@ class Neo4jStore(GraphStore):
             tables: table -> rows (any subset of the canonical tables).
             batch_size: rows per transaction (default: the store's).
             progress: called as ``progress(table, rows_done, rows_total)`` after each batch.
+            workers: concurrent transactions within a table (tables stay in order). Deadlocks
+                between them are retried by the driver.
         Returns:
             table -> rows in the input (after de-duplicating keys, last wins).
         Raises:
@@ -339,25 +341,31 @@ class Neo4jStore(GraphStore):
             return {t: len(f) for t, f in prepared.items()}
         committed = set(state["committed"])
         fresh = set(state["fresh"])
+
+        def run_batch(table: str, frame: pd.DataFrame, b: int) -> None:
+            key = f"{job}:{table}:{b}"
+            if key not in committed:
+                chunk = frame.iloc[b * batch_size : (b + 1) * batch_size]
+                self._local.pending = {}
+                self._write(
+                    lambda tx: self._load_batch(tx, table, chunk, list(extras[table]), table in fresh, job, key),
+                    f"load of {table} batch {b}",
+                )
+                with self._cache_lock:
+                    for label, found in self._local.pending.items():
+                        self._eid_cache.setdefault(label, {}).update(found)
+            if progress is not None:
+                progress(table, min((b + 1) * batch_size, len(frame)), len(frame))
+
         self._eid_cache = {}
         try:
-            for table, frame in prepared.items():
-                n_batches = (len(frame) + batch_size - 1) // batch_size
-                for b in range(n_batches):
-                    key = f"{job}:{table}:{b}"
-                    if key not in committed:
-                        chunk = frame.iloc[b * batch_size : (b + 1) * batch_size]
-                        self._eid_pending = {}
-                        self._write(
-                            lambda tx, c=chunk, k=key, t=table: self._load_batch(tx, t, c, list(extras[t]), t in fresh, job, k),
-                            f"load of {table} batch {b}",
-                        )
-                        for label, found in self._eid_pending.items():
-                            self._eid_cache.setdefault(label, {}).update(found)
-                    if progress is not None:
-                        progress(table, min((b + 1) * batch_size, len(frame)), len(frame))
+            with ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="neo4j-load") as pool:
+                for table, frame in prepared.items():  # tables in order; a table's batches in parallel
+                    n_batches = (len(frame) + batch_size - 1) // batch_size
+                    for future in [pool.submit(run_batch, table, frame, b) for b in range(n_batches)]:
+                        future.result()
         finally:
-            self._eid_cache, self._eid_pending = None, {}
+            self._eid_cache = None
         self._write(
             lambda tx: tx.run(f"MATCH (j:{JOB_LABEL} {{dataset: $ds, key: $job}}) SET j.done = true", ds=self.dataset, job=job).consume(),
             "load finish",
@@ -432,7 +440,7 @@ class Neo4jStore(GraphStore):
             )
             found = {r[0]: r[1] for r in result}
             if cache is not None:  # added to the cache only once this transaction commits
-                self._eid_pending.setdefault(label, {}).update(found)
+                self._local.pending.setdefault(label, {}).update(found)
         if cache is None:
             return found
         return {i: cache[i] if i in cache else found[i] for i in wanted}
@@ -680,6 +688,14 @@ class Neo4jStore(GraphStore):
     def clear(self) -> None:
         """Delete every node of this dataset (and so its relationships), in batches of 10k per
         transaction (``CALL {...} IN TRANSACTIONS``; an interrupted clear is finished by a rerun)."""
+        # relationships first, 10k per transaction: DETACH DELETE of 10k well-connected users
+        # at once can exceed the transaction memory pool. Every relationship starts at a User,
+        # an Item or a Review of this dataset.
+        for label in ("User", "Item", "Review"):
+            self._auto(
+                f"MATCH (n:{label})-[r]->() WHERE n.dataset = $ds AND n.id IS NOT NULL "
+                "CALL (r) { DELETE r } IN TRANSACTIONS OF 10000 ROWS"
+            )
         for label in (CHECKPOINT_LABEL, JOB_LABEL, "Review", "User", "Item", "Category", "Segment", META_LABEL):
             self._auto(
                 f"MATCH (n:{label}) WHERE n.dataset = $ds "
