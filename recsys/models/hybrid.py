@@ -299,14 +299,14 @@ class HybridModel(Recommender):
 
     def __init__(
         self,
-        generators: tuple[str, ...] = ("ease", "als", "itemcf", "social"),
+        generators: tuple[str, ...] = ("ease", "userknn", "als", "itemcf", "social"),
         candidates: int = 100,
         validation_fraction: float = 0.15,
         max_train_users: int = 4000,
         n_estimators: int = 400,
         learning_rate: float = 0.05,
-        num_leaves: int = 31,
-        min_child_samples: int = 50,
+        num_leaves: int = 15,
+        min_child_samples: int = 200,
         seed: int = 0,
     ):
         super().__init__()
@@ -401,7 +401,7 @@ class HybridModel(Recommender):
                 kwargs = dict(eval_X=(x_ev,), eval_y=(y_ev,))
             else:
                 kwargs = dict(eval_set=[(x_ev, y_ev)])
-            kwargs.update(eval_group=[g_ev], eval_at=[10], callbacks=[lgb.early_stopping(40, verbose=False)])
+            kwargs.update(eval_group=[g_ev], eval_at=[10], callbacks=[lgb.early_stopping(100, verbose=False)])
         ranker.fit(x_fit, y_fit, group=g_fit, feature_name=self.feature_names_, **kwargs)
         self.timings_["ranker"] = time.perf_counter() - t
         self.ranker_ = ranker

@@ -10,7 +10,7 @@ from tests.recsys.recommender_contract import RecommenderContract
 
 
 def _small_hybrid(**kw):
-    return HybridModel(generators=("ease", "als", "social"), candidates=15, n_estimators=30, min_child_samples=5, seed=2, **kw)
+    return HybridModel(generators=("ease", "userknn", "als", "social"), candidates=15, n_estimators=30, min_child_samples=5, seed=2, **kw)
 
 
 class TestHybrid(RecommenderContract):
