@@ -479,7 +479,8 @@ class ColdStartRecommender(Recommender):
 
     Args:
         base: registry name of the embedding model to wrap (``als``, ``lightgcn``, ...).
-        base_params: its hyper-parameters (default: the first entry of its ``param_grid``).
+        base_params: its hyper-parameters (default: the first entry of its ``param_grid``); names
+            the base does not take are ignored (``param_grid`` sizes ALS).
         social_weight: weight of the social scores for users with history (see above).
         shrinkage: history size at which that weight halves; 0 = constant.
         tie: tie-strength scheme of :func:`followee_weights`.
@@ -499,6 +500,8 @@ class ColdStartRecommender(Recommender):
     name = "coldstart"
     param_grid = [
         {"social_weight": 0.2, "shrinkage": 0.0},
+        {"social_weight": 0.2, "shrinkage": 0.0,
+         "base_params": {"factors": 128, "regularization": 0.05, "alpha": 10.0, "weighting": "binary"}},
         {"social_weight": 0.0, "shrinkage": 0.0},
         {"social_weight": 0.5, "shrinkage": 10.0},
     ]
@@ -555,7 +558,12 @@ class ColdStartRecommender(Recommender):
 
         klass = model_class(self.base)
         params = dict(self.base_params) if self.base_params is not None else dict(klass.param_grid[0] if klass.param_grid else {})
-        if "seed" in inspect.signature(klass.__init__).parameters:
+        accepted = inspect.signature(klass.__init__).parameters
+        dropped = sorted(set(params) - set(accepted))
+        if dropped:  # e.g. the ALS-sized entry of param_grid while wrapping another model
+            log.info("coldstart: %s takes no %s; ignored", self.base, ", ".join(dropped))
+            params = {k: v for k, v in params.items() if k in accepted}
+        if "seed" in accepted:
             params.setdefault("seed", self.seed)
         return build_model(self.base, **params)
 
