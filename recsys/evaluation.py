@@ -19,6 +19,11 @@ Protocols (``INTERFACES.md``):
                     category/text; test = interactions with those items, ranked among all items.
 =================  ==========================================================================
 
+On ``cold-lt20``, ``cold-users`` and ``cold-items`` users/items without training history are
+ranked through :mod:`recsys.coldstart` (followee-propagated user vectors, content item vectors;
+``evaluate(cold_start=False)`` turns it off); on ``cold-users``/``cold-items`` tuning holds out
+whole pseudo-cold users/items.
+
 Honesty rules the harness enforces: hyper-parameters are chosen on a validation split carved out
 of each fold's *training* interactions (never the test fold); every model goes through the same
 :meth:`recsys.protocol.Recommender.recommend`, so seen items are filtered identically.
