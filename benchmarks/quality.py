@@ -108,7 +108,9 @@ def load_snapshot(dataset: str, data_dir: Path):
     return build_snapshot(dataset, t["users"], t["items"], t["interactions"], t["follows"])
 
 
-def evaluate_protocols(snapshot, protocols: tuple[str, ...], model: str, seed: int, tune_params: bool, max_folds: int | None) -> dict:
+def evaluate_protocols(
+    snapshot, protocols: tuple[str, ...], model: str, seed: int, tune_params: bool, max_folds: int | None, params: dict | None = None
+) -> dict:
     """Fit ``model`` once per split and score it under each protocol (protocols must share splits).
 
     Returns:
@@ -128,9 +130,9 @@ def evaluate_protocols(snapshot, protocols: tuple[str, ...], model: str, seed: i
         for other in splits[1:]:
             if (other.train != base.train).nnz or (other.test != base.test).nnz:
                 raise RuntimeError(f"protocols {protocols} do not share split {i}; run them separately")
-        fixed = {}
+        fixed = dict(params or {})
         if "seed" in inspect.signature(model_class(model).__init__).parameters:
-            fixed["seed"] = seed
+            fixed.setdefault("seed", seed)
         t0 = time.perf_counter()
         if tune_params:
             best, _ = tune(model, snapshot, base, fixed, users=base.users)
@@ -213,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-tune", action="store_true", help="skip param_grid tuning (first grid entry)")
     ap.add_argument("--resume", action="store_true", help="skip dataset/protocol/model results already cached")
     ap.add_argument("--table", action="store_true", help="print the cached table and exit")
+    ap.add_argument("--params", type=json.loads, default={}, help='fixed hyper-parameters per model, JSON: {"graphsage": {"epochs": 8}}')
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("SOCIALREC_DATA_DIR", REPO.parent / "shared" / "data")))
     args = ap.parse_args(argv)
@@ -235,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.resume and all(model in results["runs"].get(k, {}).get("models", {}) for k in keys):
                 continue
             t0 = time.perf_counter()
-            out = evaluate_protocols(snapshot, protocols, model, args.seed, not args.no_tune, args.max_folds)
+            out = evaluate_protocols(snapshot, protocols, model, args.seed, not args.no_tune, args.max_folds, args.params.get(model))
             for p, summary in out.items():
                 run = results["runs"].setdefault(f"{dataset}/{p}", {"dataset": dataset, "protocol": p, "models": {}})
                 run["models"][model] = summary
