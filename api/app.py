@@ -39,7 +39,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.metrics import BodyLimitMiddleware, ObservabilityMiddleware, ServingMetrics
 from api.problems import PROBLEM_JSON, install_problem_handlers
 from api.security import KeyRing, bearer_token, load_keyring
-from api.settings import Settings
+from api.settings import ConfigError, Settings
 from recsys.serving import ItemNotFoundError, RecommendationService
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,13 @@ def build_service(settings: Settings, dataset: str, pseudonymise, version: str |
     from recsys.versions import load_version
 
     loaded = load_version(settings.home, dataset, version)
+    built_with = loaded.manifest.get("pseudonym_key_id")
+    if built_with and built_with != settings.pseudonym_key_id():
+        raise ConfigError(
+            f"model version {loaded.version} of {dataset} was built with another SOCIALREC_PSEUDONYM_KEY "
+            f"(key id {built_with}, this server's is {settings.pseudonym_key_id()}): its users could never be "
+            "found. Serve it with the key (or SOCIALREC_MODE) it was built with, or retrain with this key."
+        )
     service = RecommendationService(loaded, pseudonymise)
     if hasattr(service, "warm"):
         service.warm(candidates)

@@ -54,10 +54,18 @@ def _open_store(settings: Settings, dataset: str, kind: str | None = None):
 
 
 def _ensure_loaded(settings: Settings, dataset: str, store, progress: bool = True) -> dict | None:
-    """Run the ETL when the store holds no interactions for ``dataset`` yet; returns its report."""
-    if store.counts().get("interactions", 0) > 0:
+    """Run the ETL unless the store records a complete load of ``dataset``; returns its report.
+
+    An interrupted load (no completion record) is run again: loads are idempotent upserts, so
+    the rerun completes it instead of training on a partial graph.
+    """
+    record = store.read_meta("etl")
+    if record and record.get("state") == "complete":
         return None
-    log.info("store has no %s data yet: running the ETL first", dataset)
+    if record:
+        log.warning("the last ETL of %s did not complete: running it again", dataset)
+    else:
+        log.info("store has no complete %s load yet: running the ETL first", dataset)
     return _run_etl(settings, dataset, store, progress)
 
 
@@ -143,7 +151,8 @@ def _train(settings: Settings, dataset: str, models: list[str], store_kind, tune
             settings.home,
             snapshot,
             result.models,
-            {"serving_model": result.serving_model, "validation": result.validation, "fit_seconds": result.fit_seconds},
+            {"serving_model": result.serving_model, "validation": result.validation, "fit_seconds": result.fit_seconds,
+             "pseudonym_key_id": settings.pseudonym_key_id(), "made_by": "train"},
         )
         written = write_back_models(store, snapshot, result.models, result.serving_model, path.name)
     finally:
@@ -232,6 +241,7 @@ def cmd_retrain(args) -> int:
             with_value=settings.retrain_with_value and not args.no_value,
             prepare_store=lambda store: _ensure_loaded(settings, dataset, store, progress=False),
             pause_at=args.pause_at,
+            manifest_extra={"pseudonym_key_id": settings.pseudonym_key_id()},
         )
     except RetrainLocked as exc:
         print(f"socialrec: {exc}", file=sys.stderr)
@@ -261,7 +271,19 @@ def cmd_neo4j(args) -> int:
     if args.action == "start":
         if not password:
             raise BadInput("set SOCIALREC_NEO4J_PASSWORD before `socialrec neo4j start`")
-        uri = neo4j_server.start(settings.home, password)
+        current = neo4j_server.status(settings.home, password)
+        if current["running"]:
+            uri = current["uri"]
+            _emit(args, {"status": "running", "uri": uri, "already_running": True},
+                  f"Neo4j already running at {uri} (export SOCIALREC_NEO4J_URI={uri})")
+            return EXIT_OK
+        port = args.port
+        if port is None and settings.neo4j_uri:
+            from urllib.parse import urlparse
+
+            port = urlparse(settings.neo4j_uri).port
+        sizes = {k: v for k, v in (("heap", args.heap), ("pagecache", args.pagecache)) if v}
+        uri = neo4j_server.start(settings.home, password, bolt_port=port or 7687, **sizes)
         _emit(args, {"status": "running", "uri": uri}, f"Neo4j running at {uri} (export SOCIALREC_NEO4J_URI={uri})")
     elif args.action == "stop":
         stopped = neo4j_server.stop(settings.home)
@@ -422,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("neo4j", help="a local real Neo4j server")
     s.add_argument("action", choices=["start", "stop", "status"])
+    s.add_argument("--port", type=int, default=None, help="Bolt port (default: the port of SOCIALREC_NEO4J_URI, else 7687)")
+    s.add_argument("--heap", default=None, help="JVM heap, e.g. 1g (default 1g)")
+    s.add_argument("--pagecache", default=None, help="Neo4j page cache, e.g. 512m (default 512m)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_neo4j)
 
@@ -469,8 +494,19 @@ def main(argv: list[str] | None = None) -> int:
     from recsys.evaluation import ProtocolError
     from recsys.registry import UnknownModelError
 
+    from pydantic import ValidationError
+
+    from api.settings import ConfigError
+
     try:
         return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"socialrec: configuration: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValidationError as exc:
+        problems = "; ".join(f"SOCIALREC_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors())
+        print(f"socialrec: configuration: {problems}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except EtlInputError as exc:
         print(f"socialrec: bad input: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -79,6 +79,10 @@ def run_demo(settings: Settings, dataset: str = "ciao", quick: bool = False, out
             j = version.snapshot.item_index(item["item_id"])
             say(f"    {item_label(version.snapshot, j):<48} score={item['score']:.3f}  because: {'; '.join(item['reasons'])}")
     say(f"done in {time.perf_counter() - started:.0f} s.")
-    say("Start the API on this model:  socialrec serve --port 8000")
+    mode = "" if settings.pseudonym_key else "SOCIALREC_MODE=demo "
+    say(f"Start the API on this model:  {mode}SOCIALREC_HOME={settings.home} socialrec serve --port 8000")
+    if mode:
+        say("  (the demo pseudonymised user ids with the built-in demo key, so the server must run in demo mode;\n"
+            "   production data needs SOCIALREC_PSEUDONYM_KEY for both the ETL and the server)")
     say(f"  then: curl 'http://127.0.0.1:8000/v1/users/{SAMPLE_RAW_USERS[0]}/recommendations?k=5'   (docs at /docs)")
     return 0

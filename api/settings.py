@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hashlib
+import hmac
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_PSEUDONYM_KEY = "socialrec-demo-key-not-for-production"
+
+
+class ConfigError(ValueError):
+    """The configuration is missing or inconsistent (the CLI exits 2 and names the variable)."""
 
 
 class Settings(BaseSettings):
@@ -51,7 +59,7 @@ class Settings(BaseSettings):
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None
     pseudonym_key: SecretStr | None = None
-    mode: str = "production"
+    mode: Literal["production", "demo", "test"] = "production"
     dataset: str | None = None
     # serving: auth, limits, hot swap, events, nightly retrain
     api_keys: SecretStr | None = None
@@ -72,17 +80,25 @@ class Settings(BaseSettings):
         """The HMAC key for user-id pseudonyms.
 
         Raises:
-            ValueError: no key configured outside demo/test mode, or the demo key used in production.
+            ConfigError: no key configured outside demo/test mode, or the demo key used in production.
         """
         key = self.pseudonym_key.get_secret_value() if self.pseudonym_key else None
         if self.mode in ("demo", "test"):
             return (key or DEMO_PSEUDONYM_KEY).encode()
         if not key or key == DEMO_PSEUDONYM_KEY:
-            raise ValueError(
+            raise ConfigError(
                 "SOCIALREC_PSEUDONYM_KEY must be set to a secret outside demo/test mode "
                 "(SOCIALREC_MODE=demo uses a built-in demo key)"
             )
         return key.encode()
+
+    def pseudonym_key_id(self) -> str:
+        """A short public fingerprint of the pseudonym key (HMAC of a constant, 12 hex digits).
+
+        Stored in each model version's manifest so that the server refuses a version built with
+        another key (whose pseudonyms it could never match). Reveals nothing about the key.
+        """
+        return hmac.new(self.resolved_pseudonym_key(), b"socialrec-key-id", hashlib.sha256).hexdigest()[:12]
 
     def store_kwargs(self) -> dict:
         """Keyword arguments for :func:`graph.store.open_store`."""

@@ -144,6 +144,9 @@ def run_etl(
     loaded = read_dataset(dataset, data_dir, Pseudonymiser(pseudonym_key), Path(cache_dir))
     if replace:
         store.clear()
+    # the completion record goes last: a store whose record does not say "complete" holds a
+    # load that was interrupted, and callers (train, evaluate) run the ETL again (idempotent).
+    store.write_meta("etl", {"dataset": dataset, "state": "loading"})
     write_tables(loaded, store, batch_size=batch_size, progress=progress)
     qpath = quarantine_path(quarantine_dir, dataset)
     write_quarantine(loaded.quarantine, qpath)
@@ -153,9 +156,7 @@ def run_etl(
         "quarantine_file": str(qpath),
         "seconds": round(time.monotonic() - started, 3),
     }
-    meta_writer = getattr(store, "write_meta", None)
-    if callable(meta_writer):
-        meta_writer("etl", {"dataset": dataset, "tables": result["tables"]})
+    store.write_meta("etl", {"dataset": dataset, "state": "complete", "tables": result["tables"]})
     n_q = len(loaded.quarantine)
     log.info("etl %s: %d rows quarantined (%s), %.1f s", dataset, n_q, qpath, result["seconds"])
     return result

@@ -248,6 +248,14 @@ class Neo4jStore(GraphStore):
             ds=dataset, key=key, doc=json.dumps(doc, sort_keys=True),
         ).consume()
 
+    def write_meta(self, key: str, value: dict) -> None:
+        """Store a small JSON document under ``key`` (a ``(:StoreMeta)`` node of this dataset)."""
+        self._write(lambda tx: self._set_meta(tx, self.dataset, f"doc:{key}", value), f"meta {key}")
+
+    def read_meta(self, key: str) -> dict | None:
+        """The document written by :meth:`write_meta` under ``key``, or None."""
+        return self._meta(f"doc:{key}") or None
+
     def _extras(self, table: str) -> dict[str, str]:
         """Extra attribute columns seen for ``table``: name -> pandas dtype string."""
         return dict(self._meta(f"columns:{table}").get("extras", []))

@@ -179,6 +179,15 @@ class GraphStore(ABC):
         """All scores written for ``label``: a frame with column ``id``, one column per score and
         ``<score>_version``."""
 
+    # ---------------------------------------------------------------- small documents
+    @abstractmethod
+    def write_meta(self, key: str, value: dict) -> None:
+        """Store a small JSON document under ``key`` (e.g. the ETL's completion record), atomically."""
+
+    @abstractmethod
+    def read_meta(self, key: str) -> dict | None:
+        """The document written under ``key``, or None."""
+
     def close(self) -> None:
         """Release connections. Safe to call twice."""
 
@@ -280,6 +289,8 @@ class EmbeddedStore(GraphStore):
             for table in TABLE_KEYS:
                 for path in self._parts(table):
                     path.unlink()
+            for path in (self.dir / "meta").glob("*.json"):
+                path.unlink()
 
     # ---------------------------------------------------------------- write-back
     def write_vectors(self, label: str, ids: np.ndarray, vectors: np.ndarray, name: str, model_version: str) -> int:
@@ -333,9 +344,13 @@ class EmbeddedStore(GraphStore):
         return pd.read_parquet(path)
 
     def write_meta(self, key: str, value: dict) -> None:
-        """Store a small JSON document (e.g. the ETL report) atomically under ``meta/<key>.json``."""
+        """Store a small JSON document atomically under ``meta/<key>.json``."""
         path = self.dir / "meta" / f"{key}.json"
         _atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(json.dumps(value, indent=2, sort_keys=True)))
+
+    def read_meta(self, key: str) -> dict | None:
+        path = self.dir / "meta" / f"{key}.json"
+        return json.loads(path.read_text()) if path.exists() else None
 
 
 def open_store(

@@ -190,6 +190,7 @@ def run_retrain(
     seed: int = 0,
     prepare_store: Callable[[object], object] | None = None,
     pause_at: str | None = None,
+    manifest_extra: dict | None = None,
 ) -> dict:
     """Run the nightly retrain once (see the module docstring for the guarantees).
 
@@ -206,6 +207,7 @@ def run_retrain(
         seed: split/model seed.
         prepare_store: optional callback on the open store before the snapshot (e.g. run the ETL
             when it is empty).
+        manifest_extra: more manifest fields (e.g. ``pseudonym_key_id``).
         pause_at: testing aid: sleep for an hour once this step starts (so a test can kill the
             run at a known point).
     Returns:
@@ -281,6 +283,7 @@ def run_retrain(
             path = save_version(home, snapshot, trained.models, {
                 "serving_model": serving, "validation": trained.validation, "fit_seconds": trained.fit_seconds,
                 "holdout": candidate, "gate": gate, "made_by": "retrain", "previous": previous,
+                **(manifest_extra or {}),
             })
             version = path.name
             report["version"] = version

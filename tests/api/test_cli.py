@@ -43,7 +43,32 @@ def test_shop_export_without_key_is_refused_in_production(tmp_path):
     shop.mkdir()
     (shop / "interactions.csv").write_text("user_id,item_id,kind,value,ts\nu1,i1,purchase,1,2024-01-01\n")
     r = run_cli(["etl", "--dataset", f"csv:{shop}"], {}, tmp_path)
-    assert r.returncode != 0 and "SOCIALREC_PSEUDONYM_KEY" in r.stderr
+    assert r.returncode == 2 and "SOCIALREC_PSEUDONYM_KEY" in r.stderr
+
+
+def test_invalid_mode_is_a_configuration_error_naming_the_variable(tmp_path):
+    r = run_cli(["etl", "--dataset", "filmtrust"], {"SOCIALREC_MODE": "prod"}, tmp_path)
+    assert r.returncode == 2 and "SOCIALREC_MODE" in r.stderr
+
+
+def test_an_interrupted_load_is_completed_before_training(tmp_path, shared_data_dir):
+    """A store without a completion record (a load killed midway) gets the ETL again."""
+    from api.cli import _ensure_loaded
+    from api.settings import Settings
+    from etl.datasets import read_dataset
+    from etl.pseudonymise import Pseudonymiser
+    from graph.store import EmbeddedStore
+
+    settings = Settings(home=tmp_path / "home", data_dir=shared_data_dir, mode="test", pseudonym_key="k-test")
+    store = EmbeddedStore(settings.home / "store", "filmtrust")
+    loaded = read_dataset("filmtrust", shared_data_dir, Pseudonymiser(settings.resolved_pseudonym_key()), tmp_path)
+    store.write_meta("etl", {"dataset": "filmtrust", "state": "loading"})
+    store.upsert("interactions", loaded.tables["interactions"].iloc[:1000])  # ... and then the process died
+    report = _ensure_loaded(settings, "filmtrust", store, progress=False)
+    assert report is not None
+    assert store.counts()["interactions"] == 35_494
+    assert store.read_meta("etl")["state"] == "complete"
+    assert _ensure_loaded(settings, "filmtrust", store, progress=False) is None  # complete: nothing to do
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+from pydantic import SecretStr
 
 
 def _raw_user_with_history(shared_data_dir) -> str:
@@ -84,3 +85,15 @@ def test_train_wrote_embeddings_and_scores_back_to_the_store(api_settings):
     scores = store.read_scores("User")
     assert "top_items" in scores.columns
     assert set(snap.user_ids) <= set(scores.loc[scores["top_items"].notna(), "id"])
+
+
+def test_a_version_built_with_another_pseudonym_key_is_refused(api_settings):
+    import pytest
+
+    from api.app import build_service
+    from api.settings import ConfigError
+
+    other = api_settings.model_copy(update={"pseudonym_key": SecretStr("another-key-entirely")})
+    with pytest.raises(ConfigError, match="another SOCIALREC_PSEUDONYM_KEY"):
+        build_service(other, "filmtrust", lambda raw: raw)
+    assert build_service(api_settings, "filmtrust", lambda raw: raw).version.manifest["pseudonym_key_id"]
