@@ -44,7 +44,7 @@ from recsys.serving import ItemNotFoundError, RecommendationService
 
 log = logging.getLogger(__name__)
 MAX_K = 100
-ID_PATTERN = r"^[A-Za-z0-9_.:@\-]{1,128}$"
+from etl.validate import ID_PATTERN  # noqa: E402 - the ETL's id rule, so every loaded id can be served
 CATEGORY_PATTERN = r"^[^\x00-\x1f]{1,200}$"
 MAX_FILTER_VALUES = 100
 CANDIDATES = 200  # per-user candidate list precomputed at load (RecommendationService.warm)

@@ -75,6 +75,9 @@ REASONS = (BAD_ID, BAD_KIND, UNKNOWN_USER, UNKNOWN_ITEM, BAD_VALUE, OUT_OF_RANGE
 
 #: Longest accepted id, in characters.
 MAX_ID_LENGTH = 256
+#: What a valid raw id looks like (after stripping): 1..256 characters, no control character.
+#: The API validates ids with the same rule, so whatever the ETL loads can be served.
+ID_PATTERN = rf"^[^\x00-\x1f\x7f]{{1,{MAX_ID_LENGTH}}}$"
 #: Earliest plausible timestamp: 1990-01-01T00:00:00Z (before any e-commerce / social data set).
 MIN_TS = 631_152_000.0
 _ID_COLUMNS = {

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.problems import PROBLEM_JSON, problem
 
-ID_PATTERN = r"^[A-Za-z0-9_.:@\-]{1,128}$"
+from etl.validate import ID_PATTERN  # noqa: E402 - the ETL's id rule, so every loaded id can be served
 TEXT_PATTERN = r"^[^\x00-\x1f]*$"
 MAX_FOLLOWS = 5000
 

@@ -34,7 +34,7 @@ from api.problems import PROBLEM_JSON
 
 log = logging.getLogger(__name__)
 
-ID_PATTERN = r"^[A-Za-z0-9_.:@\-]{1,128}$"
+from etl.validate import ID_PATTERN  # noqa: E402 - the ETL's id rule, so every loaded id can be served
 IDEMPOTENCY_PATTERN = r"^[A-Za-z0-9_.:\-]{8,128}$"
 SCHEMA_MAX_EVENTS = 10_000  # hard ceiling in the schema; the configured max_batch_events applies below it
 INTERACTION_KINDS = ("rating", "purchase", "play", "view")

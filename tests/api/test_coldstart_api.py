@@ -136,7 +136,7 @@ def test_new_item_with_a_category_reaches_users_who_love_it(lastfm_app, lastfm_r
 
 def test_invalid_bodies_are_problem_json_422(lastfm_app):
     client, _ = lastfm_app
-    for body in ({"follows": []}, {"user_id": "x" * 200}, {"user_id": "ok", "follows": ["bad id!"]},
+    for body in ({"follows": []}, {"user_id": "x" * 257}, {"user_id": "ok", "follows": ["bad\x01id"]},
                  {"user_id": "ok", "unexpected": 1}):
         r = client.post("/v1/users", json=body)
         assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), body

@@ -61,9 +61,12 @@ def test_similar_items_and_unknown_item_404(client, shared_data_dir):
     assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
 
 
-def test_bad_user_id_characters_rejected(client):
-    r = client.get("/v1/users/" + "x" * 200 + "/recommendations")
-    assert r.status_code == 422
+def test_ids_follow_the_etl_rule(client):
+    """Any id the ETL loads (<= 256 chars, no control character) is accepted; others are 422."""
+    assert client.get("/v1/users/" + "x" * 257 + "/recommendations").status_code == 422
+    assert client.get("/v1/users/bad%01id/recommendations").status_code == 422
+    r = client.get("/v1/users/Anna Müller+tag@shop.com/recommendations", params={"k": 3})
+    assert r.status_code == 200 and r.json()["user_id"] == "Anna Müller+tag@shop.com"
 
 
 def test_openapi_docs_served(client):
