@@ -59,6 +59,12 @@ class RecommendationService:
         self._cold_lock = threading.Lock()
         self._content_index: cs.ContentIndex | None = None
 
+    def knows_item(self, item_id: str) -> bool:
+        """True when ``item_id`` is in the served catalogue or was registered online."""
+        if self.snapshot.item_index(item_id) is not None:
+            return True
+        return self.overlay.get_item(item_id) is not None
+
     @property
     def model_version(self) -> str:
         """``<version>/<serving model>``, e.g. ``20261130T071502Z-3f9a/als``."""

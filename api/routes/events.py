@@ -19,6 +19,8 @@ never on the event loop):
 
 from __future__ import annotations
 
+import numpy as np
+
 import hashlib
 import json
 import logging
@@ -173,6 +175,35 @@ def fold_in_events(service, batch: EventBatch) -> None:
             note(raw_user, items)
 
 
+def event_problems(service, dataset: str | None, batch: EventBatch) -> list[str]:
+    """Why events would be quarantined by the ETL: an item unknown to the served catalogue (and
+    not registered with ``POST /v1/items``), or a value outside the dataset's range for its kind.
+
+    Returns:
+        One message per bad event, ``events[i]: ...``; empty when all are valid (or no model is
+        loaded yet, when there is no catalogue to check against).
+    """
+    from etl.validate import DEFAULT_VALUE_RANGES
+
+    ranges = dict(DEFAULT_VALUE_RANGES)
+    if dataset:
+        try:
+            from etl.datasets import get_spec
+
+            ranges.update(get_spec(dataset).rules.value_ranges)
+        except (KeyError, ImportError):
+            pass
+    out = []
+    for i, ev in enumerate(batch.events):
+        if ev.kind == "follow":
+            continue
+        if ev.value is not None and ev.kind in ranges and ranges[ev.kind].outside(np.array([ev.value])).any():
+            out.append(f"events[{i}]: {ev.kind} value {ev.value:g} outside {ranges[ev.kind].describe()}")
+        if service is not None and not service.knows_item(ev.item_id):
+            out.append(f"events[{i}]: unknown item {ev.item_id!r} (register it with POST /v1/items first)")
+    return out
+
+
 @router.post(
     "/v1/events",
     status_code=202,
@@ -196,6 +227,9 @@ def post_events(
     pseudonymise = state.pseudonymise
     if pseudonymise is None:
         raise HTTPException(503, "pseudonymisation is not configured")
+    problems = event_problems(state.service, state.dataset, batch)
+    if problems:
+        raise HTTPException(422, "events rejected by the ETL's rules (nothing was recorded): " + "; ".join(problems[:20]))
     rows = _rows(batch, pseudonymise, time.time())
     try:
         result = ctx.queue.enqueue(idempotency_key, rows, fingerprint=body_fingerprint(batch))

@@ -252,3 +252,15 @@ def test_neo4j_outage_mid_stream_every_event_arrives_exactly_once(tmp_path):
         check.close()
         proxy.stop()
         queue.close()
+
+
+def test_events_the_etl_would_quarantine_are_rejected_whole(client):
+    """An unknown item or an out-of-range rating is a 422 naming the event; nothing is queued."""
+    key = f"etl-rules-{uuid.uuid4().hex}"
+    r = _post(client, [{"user_id": "1", "item_id": "no-such-item-xyz", "kind": "purchase"},
+                       {"user_id": "1", "item_id": "17", "kind": "rating", "value": 99}], key)
+    assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+    detail = r.json()["detail"]
+    assert "events[0]: unknown item" in detail and "events[1]: rating value 99" in detail
+    ok = _post(client, [{"user_id": "1", "item_id": "17", "kind": "rating", "value": 3.5}], key)
+    assert ok.status_code == 202 and ok.json()["duplicate"] is False  # the rejected batch left no trace
