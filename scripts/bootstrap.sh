@@ -16,7 +16,14 @@ PYTHON_BIN="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)
 PY
 mkdir -p "$SOCIALREC_CACHE"
-key="$(sha256sum "$SOCIALREC_ROOT/pyproject.toml" | cut -c1-16)"
+# key: the dependency spec only (requires-python, dependencies, extras), not the whole file
+key="$("$PYTHON_BIN" - "$SOCIALREC_ROOT/pyproject.toml" <<'PY'
+import hashlib, json, sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+spec = {k: project.get(k) for k in ("requires-python", "dependencies", "optional-dependencies")}
+print(hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16])
+PY
+)"
 VENV="$SOCIALREC_CACHE/venv-$key"
 (
   flock 9
@@ -27,9 +34,15 @@ VENV="$SOCIALREC_CACHE/venv-$key"
     "$VENV/bin/pip" install --quiet --upgrade pip setuptools wheel
     "$VENV/bin/pip" install --quiet --progress-bar off -e "$SOCIALREC_ROOT[dev]"
     touch "$VENV/.complete"
-    # keep the two newest environments, drop older ones
-    ls -1dt "$SOCIALREC_CACHE"/venv-* 2>/dev/null | tail -n +3 | xargs -r rm -rf
   fi
+  touch "$VENV/.last-used"
+  # drop environments of other dependency specs that nobody used for 3 days
+  for old in "$SOCIALREC_CACHE"/venv-*; do
+    [ "$old" = "$VENV" ] && continue
+    [ -f "$old/.last-used" ] && [ -z "$(find "$old/.last-used" -mtime +3 2>/dev/null)" ] && continue
+    [ -f "$old/.complete" ] && [ ! -f "$old/.last-used" ] && [ -z "$(find "$old/.complete" -mtime +3 2>/dev/null)" ] && continue
+    rm -rf "$old"
+  done
 ) 9>"$SOCIALREC_CACHE/.venv.lock"
 if ! _sr_out="$("$VENV/bin/pip" install --quiet --no-deps --no-build-isolation -e "$SOCIALREC_ROOT" 2>&1)"; then
   echo "$_sr_out" >&2
