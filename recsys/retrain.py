@@ -179,6 +179,21 @@ def write_back_models(store, snapshot, models: dict, serving_model: str, version
     return out
 
 
+def _holdout_of_manifest(snapshot, manifest: dict, protocol: str, seed: int) -> dict | None:
+    """Holdout metrics of a version's serving configuration (its model name and saved params),
+    refitted on ``snapshot`` under ``protocol``; None when the manifest names no usable model."""
+    from recsys.evaluation import evaluate
+
+    name = manifest.get("serving_model")
+    params = (manifest.get("models") or {}).get(name, {}).get("params")
+    if not name or params is None:
+        return None
+    held = evaluate(snapshot, protocol, [name], ks=(10, 20), seed=seed, tune_params=False, params={name: params})
+    return {"protocol": protocol, "model": name,
+            "metrics": {k: float(v) for k, v in held["models"][name].items() if "@" in k},
+            "measured_by": "retrain (production version recorded no holdout)"}
+
+
 def run_retrain(
     home: str | os.PathLike,
     dataset: str,
@@ -272,6 +287,11 @@ def run_retrain(
             if previous is not None:
                 manifest = json.loads((models_dir(home, dataset) / previous / "manifest.json").read_text())
                 production = manifest.get("holdout")
+                if production is None or production.get("protocol") != protocol:
+                    # e.g. a version made by `socialrec train`, which records no holdout: measure the
+                    # production configuration on the same holdout, so the gate still compares
+                    production = _holdout_of_manifest(snapshot, manifest, protocol, seed)
+                    report["production_holdout_measured"] = production is not None
             gate = quality_gate(candidate, production, tolerance)
             report["gate"] = gate
             if not gate["passed"]:

@@ -127,3 +127,20 @@ def test_lock_stops_a_second_run(tmp_path):
                 pass
     with retrain_lock(tmp_path):  # released
         pass
+
+
+def test_gate_measures_a_production_version_that_recorded_no_holdout(shared_data_dir, tmp_path):
+    """After `socialrec train` (no holdout in its manifest) the first retrain still compares: it
+    measures the production configuration on the same holdout instead of passing unchecked."""
+    env = _env(tmp_path, shared_data_dir)
+    t = subprocess.run([sys.executable, "-m", "api.cli", "train", "--dataset", "filmtrust", "--models", "als",
+                        "--no-tune", "--json", "--no-progress"], capture_output=True, text=True, env=env, timeout=600)
+    assert t.returncode == 0, t.stderr[-3000:]
+    r = _run(tmp_path, shared_data_dir)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout)
+    assert out["previous"] == json.loads(t.stdout)["version"]
+    assert out["production_holdout_measured"] is True
+    assert "nothing to compare" not in out["gate"]["reason"]
+    # same configuration, same data, same split: the candidate matches production and passes
+    assert out["gate"]["passed"] and out["state"] == "promoted"
