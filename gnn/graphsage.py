@@ -26,8 +26,6 @@ from torch import nn
 
 from gnn.data import (
     CATEGORY,
-    FOLLOWED_BY,
-    FOLLOWS,
     INTERACTS,
     ITEM,
     REV_INTERACTS,

@@ -30,7 +30,7 @@ from recsys.protocol import Recommender
 
 log = logging.getLogger(__name__)
 
-GENERATORS = ("ease", "userknn", "als", "itemcf", "social", "lightgcn", "graphsage", "popular")
+GENERATORS = ("ease", "ease_log", "userknn", "als", "itemcf", "social", "lightgcn", "graphsage", "popular")
 
 
 class EaseScorer(Recommender):
@@ -42,21 +42,26 @@ class EaseScorer(Recommender):
 
     Args:
         lam: L2 penalty lambda. min_count: minimum item count. max_items: cap on modelled items.
+        weighting: ``binary`` (x = 1 per interaction) or ``log`` (x = log1p(value), e.g. play counts).
     """
 
     name = "ease"
 
-    def __init__(self, lam: float = 100.0, min_count: int = 2, max_items: int = 8000):
+    def __init__(self, lam: float = 100.0, min_count: int = 2, max_items: int = 8000, weighting: str = "binary"):
         super().__init__()
         self.lam = lam
         self.min_count = min_count
         self.max_items = max_items
+        self.weighting = weighting
 
     def _fit(self, snapshot: Snapshot, validation: sp.csr_matrix | None) -> None:
         import torch
 
         x = (sp.csr_matrix(snapshot.interactions) != 0).astype(np.float32).tocsr()
         counts = np.asarray(x.sum(axis=0)).ravel()
+        if self.weighting == "log":
+            x = sp.csr_matrix(snapshot.interactions, dtype=np.float32).copy()
+            x.data = np.log1p(np.maximum(x.data, 0)).astype(np.float32)
         keep = np.flatnonzero(counts >= self.min_count)
         if keep.size > self.max_items:
             keep = np.sort(keep[np.argsort(-counts[keep], kind="stable")[: self.max_items]])
@@ -120,6 +125,8 @@ def _build_generator(name: str, seed: int) -> Recommender:
     """A candidate generator by name, with settings that worked on validation data."""
     if name == "ease":
         return EaseScorer()
+    if name == "ease_log":
+        return EaseScorer(lam=2000.0, weighting="log")
     if name == "userknn":
         return UserKNNScorer()
     if name == "als":
