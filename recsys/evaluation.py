@@ -300,7 +300,10 @@ def evaluate(
             else:
                 best = {**(model_class(name).param_grid[0] if model_class(name).param_grid else {}), **fixed}
             t1 = time.perf_counter()
-            model = build_model(name, **best).fit(train_snap, validation=split.validation)
+            # early-stopping models see the validation set only when it is disjoint from what they
+            # are fitted on (random-80-10-10); otherwise they hold out their own share of train.
+            disjoint = split.tune_train is split.train
+            model = build_model(name, **best).fit(train_snap, validation=split.validation if disjoint else None)
             if use_cold:
                 model = wrap_for_cold_start(model)
             fit_s = time.perf_counter() - t1

@@ -72,3 +72,23 @@ def test_lastfm_cv5_als_and_itemcf_beat_popular(lastfm_snapshot):
     # MHCN/SEPT report LightGCN recall@10 = 0.195 on this protocol; ALS should be in that league
     assert m["als"]["recall@10"] > 0.17
     assert m["popular"]["n_users"] > 1800
+
+
+def test_final_fit_never_gets_a_validation_set_that_overlaps_its_training_data(tiny_snapshot, monkeypatch):
+    from recsys.models.popular import PopularModel
+
+    seen = []
+    original = PopularModel.fit
+
+    def spy(self, snapshot, validation=None):
+        seen.append((snapshot.interactions, validation))
+        return original(self, snapshot, validation)
+
+    monkeypatch.setattr(PopularModel, "fit", spy)
+    for protocol in ("cv5-full", "random-80-10-10", "temporal"):
+        seen.clear()
+        evaluate(tiny_snapshot, protocol, ["popular"], ks=(5,), max_folds=1)
+        train, validation = seen[-1]
+        if validation is not None:
+            assert not (_keys(train) & _keys(validation)), protocol
+        assert (validation is not None) == (protocol == "random-80-10-10")
