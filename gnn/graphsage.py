@@ -38,7 +38,7 @@ from gnn.data import (
 )
 from gnn.training import bpr_loss, holdout_validation, recall_at_k
 from graph.snapshot import Snapshot
-from recsys.protocol import Recommender
+from recsys.protocol import FactorModel
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class HeteroSAGE(nn.Module):
         return {t: self.scale * F.normalize(torch.stack(v).mean(0), dim=-1) for t, v in outs.items()}
 
 
-class GraphSAGEModel(Recommender):
+class GraphSAGEModel(FactorModel):
     """Heterogeneous GraphSAGE over users, items, categories and the follow graph (BPR-trained).
 
     Args:
@@ -265,22 +265,6 @@ class GraphSAGEModel(Recommender):
         self.fit_seconds_ = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ scoring
-    def score(self, user_idx: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        return self.user_factors_[np.atleast_1d(user_idx)] @ self.item_factors_.T
-
-    def user_embeddings(self) -> np.ndarray:
-        return self.user_factors_
-
-    def item_embeddings(self) -> np.ndarray:
-        return self.item_factors_
-
-    def score_embeddings(self, user_vectors: np.ndarray) -> np.ndarray:
-        """(n, n_items) float32 dot-product scores of arbitrary user vectors (e.g. from
-        :meth:`embed_new_users`)."""
-        self._check_fitted()
-        return (np.asarray(user_vectors, np.float32) @ self.item_factors_.T).astype(np.float32)
-
     def embed_new_users(self, follows: list[np.ndarray], interactions: list[np.ndarray]) -> np.ndarray:
         """Embed users unseen in training from their neighbours (inductive, no retraining).
 

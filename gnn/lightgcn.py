@@ -16,12 +16,12 @@ import torch
 from gnn.data import Propagator, normalized_adjacency, seed_everything, select_device, set_threads
 from gnn.training import PairSet, holdout_validation, recall_at_k, sample_negatives
 from graph.snapshot import Snapshot
-from recsys.protocol import Recommender
+from recsys.protocol import FactorModel
 
 log = logging.getLogger(__name__)
 
 
-class LightGCNModel(Recommender):
+class LightGCNModel(FactorModel):
     """LightGCN: embeddings smoothed over the user-item graph, scored by dot product.
 
     ``e^(k+1) = A_hat e^(k)`` with the symmetrically normalised adjacency ``A_hat`` of the
@@ -168,21 +168,6 @@ class LightGCNModel(Recommender):
         self.fit_seconds_ = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ scoring
-    def score(self, user_idx: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        return self.user_factors_[np.atleast_1d(user_idx)] @ self.item_factors_.T
-
-    def user_embeddings(self) -> np.ndarray:
-        return self.user_factors_
-
-    def item_embeddings(self) -> np.ndarray:
-        return self.item_factors_
-
-    def score_embeddings(self, user_vectors: np.ndarray) -> np.ndarray:
-        """(n, n_items) float32 dot-product scores of arbitrary user vectors (e.g. from fold-in)."""
-        self._check_fitted()
-        return (np.asarray(user_vectors, np.float32) @ self.item_factors_.T).astype(np.float32)
-
     def embed_new_users(self, follows: list[np.ndarray], interactions: list[np.ndarray]) -> np.ndarray:
         """Fold users unseen in training into the embedding space, without retraining.
 

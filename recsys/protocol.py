@@ -238,6 +238,37 @@ class Recommender(ABC):
         return model
 
 
+class FactorModel(Recommender):
+    """A recommender whose scores are dot products of user and item factors.
+
+    Subclasses set ``user_factors_`` (n_users, d) float32 and ``item_factors_`` (n_items, d)
+    float32 in ``_fit``; scoring, the embeddings and scoring of arbitrary user vectors (fold-in,
+    cold start) are shared here.
+    """
+
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+
+    def score(self, user_idx: np.ndarray) -> np.ndarray:
+        """(n, n_items) float32: ``user_factors_[user_idx] @ item_factors_.T``."""
+        self._check_fitted()
+        return self.user_factors_[np.atleast_1d(user_idx)] @ self.item_factors_.T
+
+    def user_embeddings(self) -> np.ndarray:
+        """(n_users, d) float32 user factors."""
+        return self.user_factors_
+
+    def item_embeddings(self) -> np.ndarray:
+        """(n_items, d) float32 item factors."""
+        return self.item_factors_
+
+    def score_embeddings(self, user_vectors: np.ndarray) -> np.ndarray:
+        """(n, n_items) float32 dot-product scores of arbitrary (n, d) user vectors (e.g. from
+        fold-in or followee propagation)."""
+        self._check_fitted()
+        return (np.asarray(user_vectors, np.float32) @ self.item_factors_.T).astype(np.float32)
+
+
 def _mask(scores: np.ndarray, rows: sp.csr_matrix) -> None:
     """Set ``scores[i, j] = -inf`` at the non-zeros of ``rows`` (n, n_items) CSR, in place."""
     rows = rows.tocsr()

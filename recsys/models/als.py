@@ -8,10 +8,10 @@ from threadpoolctl import threadpool_limits
 
 from graph.snapshot import Snapshot
 from recsys.models.weighting import confidence, default_weighting
-from recsys.protocol import Recommender
+from recsys.protocol import FactorModel
 
 
-class AlternatingLeastSquaresModel(Recommender):
+class AlternatingLeastSquaresModel(FactorModel):
     """Implicit-feedback ALS (Hu, Koren & Volinsky, ICDM 2008) via ``implicit.cpu.als``.
 
     Confidence: c_ui = 1 + alpha * f(r_ui), preference p_ui = 1 for every observed interaction,
@@ -81,16 +81,6 @@ class AlternatingLeastSquaresModel(Recommender):
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self._implicit = model
-
-    def score(self, user_idx: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        return self.user_factors_[np.atleast_1d(user_idx)] @ self.item_factors_.T
-
-    def user_embeddings(self) -> np.ndarray:
-        return self.user_factors_
-
-    def item_embeddings(self) -> np.ndarray:
-        return self.item_factors_
 
     def fold_in(self, item_idx: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
         """Embedding of a user from their interactions without retraining (one ALS half-step).
