@@ -145,6 +145,8 @@ def _train(settings: Settings, dataset: str, models: list[str], store_kind, tune
     try:
         _ensure_loaded(settings, dataset, store, progress)
         snapshot = store.snapshot()
+        if snapshot.interactions.nnz == 0:
+            raise BadInput(f"the store holds no interactions for {dataset!r}; run `socialrec etl --dataset {dataset}`")
         t0 = time.perf_counter()
         result = train_models(snapshot, models, tune_params=tune_params)
         path = save_version(
@@ -246,6 +248,10 @@ def cmd_retrain(args) -> int:
     except RetrainLocked as exc:
         print(f"socialrec: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except Exception as exc:  # noqa: BLE001 - report the failure in the --json shape too
+        _emit(args, {"dataset": dataset, "state": "failed", "promoted": False, "error": f"{type(exc).__name__}: {exc}"},
+              f"retrain {dataset}: failed ({type(exc).__name__}: {exc}); the promoted version keeps serving")
+        return EXIT_FAILURE
     gate = report.get("gate", {})
     human = (f"retrain {dataset}: {report['state']} (version {report.get('version')}, previous {report.get('previous')}); "
              f"gate: {gate.get('reason')}")
@@ -282,8 +288,8 @@ def cmd_neo4j(args) -> int:
             from urllib.parse import urlparse
 
             port = urlparse(settings.neo4j_uri).port
-        sizes = {k: v for k, v in (("heap", args.heap), ("pagecache", args.pagecache)) if v}
-        uri = neo4j_server.start(settings.home, password, bolt_port=port or 7687, **sizes)
+        uri = neo4j_server.start(settings.home, password, bolt_port=port or 7687,
+                                 heap=args.heap or settings.neo4j_heap, pagecache=args.pagecache or settings.neo4j_pagecache)
         _emit(args, {"status": "running", "uri": uri}, f"Neo4j running at {uri} (export SOCIALREC_NEO4J_URI={uri})")
     elif args.action == "stop":
         stopped = neo4j_server.stop(settings.home)
@@ -445,8 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("neo4j", help="a local real Neo4j server")
     s.add_argument("action", choices=["start", "stop", "status"])
     s.add_argument("--port", type=int, default=None, help="Bolt port (default: the port of SOCIALREC_NEO4J_URI, else 7687)")
-    s.add_argument("--heap", default=None, help="JVM heap, e.g. 1g (default 1g)")
-    s.add_argument("--pagecache", default=None, help="Neo4j page cache, e.g. 512m (default 512m)")
+    s.add_argument("--heap", default=None, help="JVM heap, e.g. 2g (default SOCIALREC_NEO4J_HEAP or 2g)")
+    s.add_argument("--pagecache", default=None, help="Neo4j page cache (default SOCIALREC_NEO4J_PAGECACHE or 512m)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_neo4j)
 

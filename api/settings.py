@@ -29,6 +29,8 @@ class Settings(BaseSettings):
             ``demo`` or ``test``.
         mode: ``SOCIALREC_MODE`` — ``production`` (default), ``demo`` or ``test``.
         dataset: ``SOCIALREC_DATASET`` — the dataset the API serves; None = the latest promoted.
+        neo4j_heap, neo4j_pagecache: ``SOCIALREC_NEO4J_HEAP`` / ``_PAGECACHE`` — memory of the local
+            server started by ``socialrec neo4j start``.
 
     Serving (see ``docs/serving.md``):
         api_keys: ``SOCIALREC_API_KEYS`` — ``role:sha256hex`` entries separated by commas or
@@ -61,6 +63,8 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = None
     mode: Literal["production", "demo", "test"] = "production"
     dataset: str | None = None
+    neo4j_heap: str = "2g"
+    neo4j_pagecache: str = "512m"
     # serving: auth, limits, hot swap, events, nightly retrain
     api_keys: SecretStr | None = None
     api_keys_file: Path | None = None

@@ -142,11 +142,13 @@ def run_etl(
     """
     started = time.monotonic()
     loaded = read_dataset(dataset, data_dir, Pseudonymiser(pseudonym_key), Path(cache_dir))
-    if replace:
-        store.clear()
     # the completion record goes last: a store whose record does not say "complete" holds a
     # load that was interrupted, and callers (train, evaluate) run the ETL again (idempotent).
+    # It is marked "loading" before anything destructive, so an interrupted --replace is redone.
     store.write_meta("etl", {"dataset": dataset, "state": "loading"})
+    if replace:
+        store.clear()
+        store.write_meta("etl", {"dataset": dataset, "state": "loading"})
     write_tables(loaded, store, batch_size=batch_size, progress=progress)
     qpath = quarantine_path(quarantine_dir, dataset)
     write_quarantine(loaded.quarantine, qpath)

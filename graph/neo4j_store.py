@@ -696,7 +696,14 @@ class Neo4jStore(GraphStore):
     def clear(self) -> None:
         """Delete every node of this dataset (and so its relationships), in batches of 10k per
         transaction (``CALL {...} IN TRANSACTIONS``; an interrupted clear is finished by a rerun)."""
-        # relationships first, 10k per transaction: DETACH DELETE of 10k well-connected users
+        # load bookkeeping first: an interrupted clear must not leave a "done" load job or a
+        # completion record behind (a rerun of the same load would be skipped over missing data)
+        for label in (CHECKPOINT_LABEL, JOB_LABEL, META_LABEL):
+            self._auto(
+                f"MATCH (n:{label}) WHERE n.dataset = $ds "
+                "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+            )
+        # relationships next, 10k per transaction: DETACH DELETE of 10k well-connected users
         # at once can exceed the transaction memory pool. Every relationship starts at a User,
         # an Item or a Review of this dataset.
         for label in ("User", "Item", "Review"):
@@ -704,7 +711,7 @@ class Neo4jStore(GraphStore):
                 f"MATCH (n:{label})-[r]->() WHERE n.dataset = $ds AND n.id IS NOT NULL "
                 "CALL (r) { DELETE r } IN TRANSACTIONS OF 10000 ROWS"
             )
-        for label in (CHECKPOINT_LABEL, JOB_LABEL, "Review", "User", "Item", "Category", "Segment", META_LABEL):
+        for label in ("Review", "User", "Item", "Category", "Segment"):
             self._auto(
                 f"MATCH (n:{label}) WHERE n.dataset = $ds "
                 "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"

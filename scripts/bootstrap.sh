@@ -8,11 +8,12 @@
 # downloading torch (~3 GB) again; a fresh machine builds it from nothing (pip's own cache helps
 # when pyproject.toml changes). The package itself is (re)installed in editable mode from this
 # checkout on every call, which takes a second.
+_sr_saved_opts="$(set +o)"  # restored at the end: sourcing this must not change the caller's shell
 set -euo pipefail
 SOCIALREC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SOCIALREC_CACHE="${SOCIALREC_CACHE:-$HOME/.cache/socialrec}"
 PYTHON_BIN="${PYTHON:-$(command -v python3.11 || command -v python3)}"
-"$PYTHON_BIN" - <<'PY' || { echo "socialrec needs Python 3.11 (found $("$PYTHON_BIN" --version))" >&2; exit 2; }
+"$PYTHON_BIN" - <<'PY' || { echo "socialrec needs Python 3.11 (found $("$PYTHON_BIN" --version))" >&2; eval "$_sr_saved_opts"; return 2 2>/dev/null || exit 2; }
 import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)
 PY
 mkdir -p "$SOCIALREC_CACHE"
@@ -46,9 +47,11 @@ VENV="$SOCIALREC_CACHE/venv-$key"
 ) 9>"$SOCIALREC_CACHE/.venv.lock"
 if ! _sr_out="$("$VENV/bin/pip" install --quiet --no-deps --no-build-isolation -e "$SOCIALREC_ROOT" 2>&1)"; then
   echo "$_sr_out" >&2
-  exit 1
+  eval "$_sr_saved_opts"; return 1 2>/dev/null || exit 1
 fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
 export SOCIALREC_VENV="$VENV"
 echo "[bootstrap] using $VENV ($(python --version))" >&2
+eval "$_sr_saved_opts"
+unset _sr_saved_opts _sr_out

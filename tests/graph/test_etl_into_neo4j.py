@@ -32,3 +32,34 @@ def test_loading_ciao_twice_gives_identical_counts_and_the_embedded_snapshot(ope
     assert list(a.user_ids) == list(b.user_ids) and list(a.item_ids) == list(b.item_ids)
     assert (a.interactions != b.interactions).nnz == 0 and (a.follows != b.follows).nnz == 0
     np.testing.assert_array_equal(a.item_category, b.item_category)
+
+
+def test_a_replace_interrupted_while_clearing_is_redone_by_the_next_command(open_neo4j_store, shared_data_dir, tmp_path, monkeypatch):
+    """`etl --replace` killed midway through the clear must not leave a 'complete' record or a
+    'done' load job: the next command reloads, it does not train on a graph without edges."""
+    from api.cli import _ensure_loaded
+    from api.settings import Settings
+
+    store = open_neo4j_store(new_dataset_name("ft"))
+    run_etl("filmtrust", store, shared_data_dir, tmp_path / "cache", KEY, tmp_path / "q", progress=False)
+    full = store.counts()
+    calls = {"n": 0}
+    real_auto = type(store)._auto
+
+    def dying_auto(self, query, **params):
+        calls["n"] += 1
+        if calls["n"] == 5:  # bookkeeping and the users' relationships are gone: the process dies
+            raise KeyboardInterrupt
+        return real_auto(self, query, **params)
+
+    monkeypatch.setattr(type(store), "_auto", dying_auto)
+    store.write_meta("etl", {"dataset": "filmtrust", "state": "loading"})
+    try:
+        store.clear()
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(type(store), "_auto", real_auto)
+    assert store.counts()["rel:RATED"] < full["rel:RATED"]
+    settings = Settings(home=tmp_path / "home", data_dir=shared_data_dir, mode="test", pseudonym_key=KEY.decode())
+    assert _ensure_loaded(settings, "filmtrust", store, progress=False) is not None
+    assert store.counts() == full
