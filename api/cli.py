@@ -180,7 +180,8 @@ def cmd_train(args) -> int:
         raise BadInput("--dataset is required (or set SOCIALREC_DATASET)")
     from recsys.registry import DEFAULT_MODELS
 
-    out = _train(settings, dataset, _models_arg(args.models, DEFAULT_MODELS), args.store, not args.no_tune, not args.no_promote)
+    out = _train(settings, dataset, _models_arg(args.models, DEFAULT_MODELS), args.store, not args.no_tune, not args.no_promote,
+                 progress=not args.no_progress)
     _emit(args, out, f"trained {dataset} version {out['version']} (serving model {out['serving_model']}); promoted={out['promoted']}")
     return EXIT_OK
 
