@@ -98,8 +98,17 @@ def _mask_entries(m: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
     return out
 
 
-def _random_holdout(m: sp.csr_matrix, fraction: float, rng: np.random.Generator) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """Split entries at random: (rest, held) with ~``fraction`` of entries held out."""
+def random_holdout(m: sp.csr_matrix, fraction: float, rng: np.random.Generator) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Split the stored entries of a matrix at random.
+
+    Args:
+        m: (n_users, n_items) CSR of interactions.
+        fraction: share of entries held out, in [0, 1].
+        rng: random generator (seeded by the caller).
+    Returns:
+        ``(rest, held)``: two CSR matrices of m's shape and dtype with sorted indices, together
+        holding every entry of ``m`` exactly once.
+    """
     held = rng.random(m.nnz) < fraction
     return _mask_entries(m, ~held), _mask_entries(m, held)
 
@@ -124,7 +133,7 @@ def make_splits(snapshot: Snapshot, protocol: str, seed: int = 0, validation_fra
     rng = np.random.default_rng(seed)
 
     def with_validation(train: sp.csr_matrix, sub_seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        return _random_holdout(train, validation_fraction, np.random.default_rng(sub_seed))
+        return random_holdout(train, validation_fraction, np.random.default_rng(sub_seed))
 
     if protocol in ("cv5-full", "cold-lt20"):
         fold_of = rng.permutation(inter.nnz) % 5

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from graph.snapshot import Snapshot
-from recsys.evaluation import Split, _random_holdout, _rank_metrics, tune
+from recsys.evaluation import Split, _rank_metrics, random_holdout, tune
 from recsys.protocol import Recommender
 from recsys.registry import build_model, model_class
 
@@ -64,7 +64,7 @@ def train_models(
         UnknownModelError: a bad model name.
     """
     names = list(dict.fromkeys(["popular", *model_names]))
-    rest, valid = _random_holdout(snapshot.interactions.tocsr(), validation_fraction, np.random.default_rng(seed + 17))
+    rest, valid = random_holdout(snapshot.interactions.tocsr(), validation_fraction, np.random.default_rng(seed + 17))
     split = Split(train=rest, validation=valid, test=valid, name="validation", tune_train=rest)
     rest_snap = snapshot.with_interactions(rest)
     result = TrainResult(models={}, params={})

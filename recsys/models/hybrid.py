@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.snapshot import Snapshot
+from recsys.evaluation import random_holdout
 from recsys.protocol import Recommender
 
 log = logging.getLogger(__name__)
@@ -154,16 +155,6 @@ def _build_generator(name: str, seed: int) -> Recommender:
 
         return PopularModel()
     raise ValueError(f"unknown generator {name!r}; expected one of {', '.join(GENERATORS)}")
-
-
-def _holdout(interactions: sp.csr_matrix, fraction: float, seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    coo = sp.csr_matrix(interactions).tocoo()
-    held = np.random.default_rng(seed).random(coo.nnz) < fraction
-    rest = sp.csr_matrix((coo.data[~held], (coo.row[~held], coo.col[~held])), shape=coo.shape)
-    hold = sp.csr_matrix((coo.data[held], (coo.row[held], coo.col[held])), shape=coo.shape)
-    rest.sort_indices()
-    hold.sort_indices()
-    return rest, hold
 
 
 class _Context:
@@ -346,7 +337,7 @@ class HybridModel(Recommender):
         if disjoint:
             inner_snap, held = snapshot, sp.csr_matrix(validation)
         else:
-            rest, held = _holdout(train, self.validation_fraction, self.seed)
+            rest, held = random_holdout(sp.csr_matrix(train), self.validation_fraction, np.random.default_rng(self.seed))
             inner_snap = snapshot.with_interactions(rest)
         gens = self._fit_generators(inner_snap)
         ctx = _Context(inner_snap, gens)
