@@ -34,11 +34,11 @@ from typing import Annotated, Callable
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.deps import AUTH_ERRORS, get_service, get_state, require_role
 from api.metrics import BodyLimitMiddleware, ObservabilityMiddleware, ServingMetrics
 from api.problems import PROBLEM_JSON, install_problem_handlers
-from api.security import KeyRing, bearer_token, load_keyring
+from api.security import load_keyring
 from api.settings import ConfigError, Settings
 from recsys.serving import ItemNotFoundError, RecommendationService
 
@@ -272,42 +272,11 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
 
-    bearer = HTTPBearer(auto_error=False, description="API key: `socialrec apikey create --role ROLE`")
-
-    def require(role: str):
-        """A dependency that admits only keys of ``role`` (or ``admin``)."""
-
-        async def check(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str | None:
-            # async: a SHA-256 and a compare take microseconds; a sync dependency would cost a thread hop
-            ring: KeyRing = request.app.state.keyring
-            if not ring.required:
-                return None
-            token = credentials.credentials if credentials is not None else bearer_token(request.headers.get("authorization"))
-            if not token:
-                raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"})
-            found = ring.role_of(token)
-            if found is None:
-                raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
-            if not ring.allows(found, role):
-                raise HTTPException(403, f"this API key's role may not call this route (needs {role!r})")
-            return found
-
-        check.__name__ = f"require_{role}"
-        return check
-
+    require = require_role
     app.state.require = require
     storefront = [Depends(require("storefront"))]
     admin = [Depends(require("admin"))]
-    auth_errors = {401: {"content": {PROBLEM_JSON: {}}}, 403: {"content": {PROBLEM_JSON: {}}}}
-
-    async def get_state(request: Request) -> AppState:
-        return request.app.state.socialrec
-
-    async def get_service(state: Annotated[AppState, Depends(get_state)]) -> RecommendationService:
-        service = state.service  # one read: the request keeps this version even if a swap happens now
-        if service is None:
-            raise HTTPException(503, "no model version is loaded yet; run `socialrec train`")
-        return service
+    auth_errors = AUTH_ERRORS
 
     State = Annotated[AppState, Depends(get_state)]
     Service = Annotated[RecommendationService, Depends(get_service)]

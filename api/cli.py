@@ -483,6 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", required=True)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_clv)
+
+    from api.commands import register_all
+
+    register_all(sub, common)
     return p
 
 
