@@ -242,8 +242,7 @@ def compute_customer_value(
                 log.warning("propensity model skipped: %s", exc)
                 metrics["propensity"] = {"skipped": str(exc)}
         current: CutState = prop.current if prop is not None else build_cut(
-            snapshot, tx, pd.to_datetime(tx["date"]).max(), horizon_weeks, tau_days, pagerank_scores=pr_scores,
-            z_margin=z_margin)
+            snapshot, tx, pd.to_datetime(tx["date"]).max(), horizon_weeks, tau_days, z_margin=z_margin)
         influence = current.influence
         summ = current.summary
         idx = summ.index.to_numpy()
@@ -264,6 +263,7 @@ def compute_customer_value(
             users.loc[idx, "p_alive"] = bg.p_alive(x, t_x, T)
             p_active = bg.p_active(horizon_weeks, x, t_x, T)
             users.loc[idx, "p_active"] = p_active
+            # Uncalibrated BG/NBD churn; replaced below by the calibrated one when the propensity design ran.
             users.loc[idx, "churn_risk"] = 1.0 - p_active
             clv_metrics["bgnbd"] = dict(bg.params)
             clv_metrics["bgnbd_log_likelihood"] = bg.log_likelihood
@@ -279,6 +279,9 @@ def compute_customer_value(
             expl = pd.Series(prop.explanations, index=idx)
             users["explanation"] = [expl.get(i, []) for i in range(n)]
             metrics["propensity"] = prop.metrics
+            if prop.churn_risk is not None:
+                users.loc[idx, "churn_risk"] = prop.churn_risk
+            metrics.update(_headline_metrics(prop.metrics))
             importance = prop.permutation_importance
             eval_state = prop.states.get(pd.Timestamp(prop.metrics["evaluation_cut"]))
             if eval_state is not None:
@@ -307,6 +310,26 @@ def compute_customer_value(
     return CustomerValueResult(dataset=snapshot.dataset, value_unit=unit, users=users[ordered], segments=segments,
                                metrics=_jsonable(metrics), calibration=calibration, importance=importance,
                                influence_probabilities=influence.probabilities)
+
+
+def _headline_metrics(prop: dict) -> dict:
+    """``baselines``, ``calibration`` and ``ablation`` of the propensity evaluation, for the JSON summary."""
+    def side(block: dict) -> dict:
+        return {"customers": block["customers"], "base_rate": block["base_rate"], "model": block["model"],
+                **block["baselines"], "comparison": block["comparison"]}
+
+    baselines = {"evaluation_cut": prop["evaluation_cut"], "protocol": prop["protocol"], "label": prop["label"],
+                 **side(prop)}
+    ablation = {"model": prop["model"], "no_graph": prop["ablation"]["no_graph"]}
+    if "recently_active" in prop:
+        baselines["recently_active"] = side(prop["recently_active"])
+        ablation["recently_active"] = {"model": prop["recently_active"]["model"],
+                                       "no_graph": prop["recently_active"]["ablation"]["no_graph"]}
+    cal = prop["calibration"]
+    calibration = {"ece": cal["propensity"]["ece"], "brier": cal["propensity"]["brier"],
+                   "mean_predicted": cal["propensity"]["mean_predicted"], "base_rate": cal["propensity"]["base_rate"],
+                   "evaluation_cut": prop["evaluation_cut"], "validation_cut": prop["validation_cut"], **cal}
+    return {"baselines": baselines, "calibration": calibration, "ablation": ablation}
 
 
 def clv_holdout_check(snapshot: Snapshot, transactions: pd.DataFrame, state: CutState,
@@ -481,6 +504,7 @@ def run_value_job(snapshot: Snapshot, store, home: str | Path, model_version: st
     return _jsonable({
         "dataset": snapshot.dataset, "value_unit": result.value_unit, "model_version": model_version,
         "report": str(report), "result_dir": str(folder), "written": written,
-        "clv": m.get("clv"), "propensity": m.get("propensity"), "influence": m.get("influence"),
+        "clv": m.get("clv"), "baselines": m.get("baselines"), "calibration": m.get("calibration"),
+        "ablation": m.get("ablation"), "propensity": m.get("propensity"), "influence": m.get("influence"),
         "segments": m.get("segments"),
     })
