@@ -68,7 +68,9 @@ def user_value(
     """CLV, influence, influence-weighted value, segment and explanation of one user.
 
     ``clv`` and ``weighted_value`` are in ``value_unit`` over the CLV horizon; ``influence`` is
-    followers adopting per action beyond the base rate; ``explanation`` lists the top SHAP
+    excess followers adopting per action beyond the timestamp-shuffle null (shrunk);
+    ``influence_detected`` / ``influence_reason`` say whether influence passed its tests and so
+    whether ``weighted_value`` differs from ``clv``; ``explanation`` lists the top SHAP
     contributions (log-odds) to the high-value-next-period prediction.
     """
     record = result.user(pseudonymise(user_id))
@@ -87,7 +89,23 @@ def user_value(
         "churn_risk": record["churn_risk"],
         "p_alive": record["p_alive"],
         "propensity": record["propensity"],
+        "influence_interval": ([record["influence_low"], record["influence_high"]]
+                               if "influence_low" in record else None),
+        **_influence_flags(result),
     }
+
+
+def _influence_flags(result) -> dict:
+    """``influence_detected`` and its reason, from the value job's influence test.
+
+    ``weighted_value`` equals ``clv`` whenever ``influence_detected`` is false: influence weighs
+    value only after it beat the timestamp-shuffle null, the reverse-edge placebo (directed
+    graphs) and the out-of-time check (:func:`recsys.value.influence.assess_influence`).
+    """
+    infl = result.metrics.get("influence", {}) or {}
+    detected = bool(infl.get("detected", False))
+    reason = infl.get("reason") or "no influence test in this value result (recompute with `socialrec value`)"
+    return {"influence_detected": detected, "influence_reason": reason}
 
 
 @router.get("/v1/segments", responses=_ERRORS)

@@ -135,3 +135,174 @@ def test_weighted_value_adds_influence_probability_times_follower_clv(hand_log):
     a, b = hand_log.user_index("a"), hand_log.user_index("b")
     assert wv[a] == pytest.approx(clv[a] + g.probabilities[a, b] * clv[b])
     assert wv[b] == pytest.approx(clv[b])
+
+
+# ---------------------------------------------------------------------------- influence vs homophily
+def _synthetic(kind: str, seed: int = 0, n_users: int = 300, n_items: int = 300, per_user: int = 15):
+    """A directed follow graph with dated adoptions (day resolution).
+
+    ``homophily``: 10 taste groups; users follow mostly their own group and adopt items from
+    their group's pool; every adoption date is drawn independently from the item's own
+    popularity window (launch + exponential), so timing carries no influence at all.
+    ``influence``: the same, plus 10 % of users are influencers whose every adoption makes each
+    follower adopt the item 1-10 days later with probability 0.3 (one hop).
+    """
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, 10, n_users)
+    item_group = rng.integers(0, 10, n_items)
+    launch = rng.uniform(0, 1500, n_items)
+    follows = set()
+    for u in range(n_users):
+        same = np.flatnonzero(group == group[u])
+        for v in rng.choice(same, size=min(6, same.size), replace=False):
+            if v != u:
+                follows.add((u, int(v)))
+        for v in rng.integers(0, n_users, 2):
+            if v != u:
+                follows.add((u, int(v)))
+    adopt: dict[tuple[int, int], float] = {}
+    for u in range(n_users):
+        pool = np.flatnonzero(item_group == group[u])
+        for i in rng.choice(pool, size=min(per_user, pool.size), replace=False):
+            adopt[(u, int(i))] = float(np.floor(launch[i] + rng.exponential(120.0)))
+    if kind == "influence":
+        influencer = rng.random(n_users) < 0.1
+        followers_of: dict[int, list[int]] = {}
+        for u, v in follows:
+            followers_of.setdefault(v, []).append(u)
+        for (v, i), t in list(adopt.items()):
+            if not influencer[v]:
+                continue
+            for u in followers_of.get(v, []):
+                if rng.random() < 0.3:
+                    t_new = t + float(rng.integers(1, 11))
+                    if (u, i) not in adopt or adopt[(u, i)] > t_new:
+                        adopt[(u, i)] = t_new
+    actions = [(f"u{u:03d}", f"i{i:03d}", t) for (u, i), t in adopt.items()]
+    return _snapshot(actions, [(f"u{u:03d}", f"u{v:03d}") for u, v in follows])
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return _synthetic("influence")
+
+
+@pytest.fixture(scope="module")
+def homophily():
+    return _synthetic("homophily")
+
+
+def test_shuffle_test_and_placebo_reject_on_planted_influence(planted):
+    from recsys.value.influence import adoption_pairs, shuffle_test
+
+    res = shuffle_test(adoption_pairs(planted, 30.0), n_shuffles=200, seed=1)
+    assert res["p_value"] < 0.01 and res["statistic"] > res["null"]["quantiles"]["q99"]
+    assert res["null"]["n"] == 200 and res["null"]["sd"] > 0
+    placebo = res["reverse_placebo"]
+    assert placebo is not None and placebo["p_value"] < 0.01 and placebo["forward"] > placebo["reversed"]
+
+
+def test_shuffle_test_and_placebo_do_not_reject_on_homophily_only(homophily):
+    from recsys.value.influence import adoption_pairs, shuffle_test
+
+    pairs = adoption_pairs(homophily, 30.0)
+    assert pairs.pair_edge.size > 1000  # plenty of co-adoption on edges: homophily is there
+    res = shuffle_test(pairs, n_shuffles=200, seed=1)
+    assert res["p_value"] > 0.05
+    assert res["reverse_placebo"]["p_value"] > 0.05
+    assert abs(res["reverse_placebo"]["null"]["mean"]) < 3 * res["reverse_placebo"]["null"]["sd"]
+
+
+def test_shuffle_test_is_seeded_and_counts_the_hand_log_exactly(hand_log):
+    from recsys.value.influence import adoption_pairs, shuffle_test
+
+    pairs = adoption_pairs(hand_log, 30.0)
+    a = shuffle_test(pairs, n_shuffles=50, seed=7)
+    b = shuffle_test(pairs, n_shuffles=50, seed=7)
+    assert a == b
+    # b adopts i1, i2 within 30 days after a (followee); a adopts i3 five days after b
+    assert a["statistic"] == 2 and a["reversed_statistic"] == 1 and a["pairs"] == 4
+
+
+def test_reverse_placebo_is_void_on_a_symmetric_graph_and_month_dates_widen_tau():
+    from recsys.value.influence import adoption_pairs, shuffle_test
+
+    month = 30.44
+    actions = [("a", "i1", 0), ("b", "i1", month), ("a", "i2", 2 * month), ("b", "i2", 2 * month),
+               ("c", "i1", 3 * month)]
+    snap = _snapshot(actions, [("a", "b"), ("b", "a"), ("b", "c"), ("c", "b")])
+    pairs = adoption_pairs(snap, 30.0)
+    assert pairs.symmetric and pairs.resolution_days >= 28
+    assert pairs.tau >= 31 * DAY  # next calendar month still counts
+    res = shuffle_test(pairs, n_shuffles=20, seed=0)
+    assert res["reverse_placebo"] is None and res["symmetric"]
+
+
+def test_beta_binomial_fit_recovers_the_prior_and_shrinks_small_counts():
+    from recsys.value.influence import fit_beta_binomial
+
+    rng = np.random.default_rng(5)
+    p = rng.beta(2.0, 50.0, 3000)
+    n = rng.integers(50, 400, 3000)
+    k = rng.binomial(n, p)
+    a, b = fit_beta_binomial(k, n)
+    assert a / (a + b) == pytest.approx(2 / 52, rel=0.05)
+    assert a + b == pytest.approx(52, rel=0.3)
+
+
+def test_shrunk_influence_has_intervals_and_pulls_tiny_counts_to_the_prior(planted):
+    from recsys.value.influence import adoption_pairs, shrink_influence
+
+    pairs = adoption_pairs(planted, 30.0)
+    shr = shrink_influence(pairs)
+    has = shr.exposures > 0
+    assert np.all(shr.rate_low[has] <= shr.rate[has]) and np.all(shr.rate[has] <= shr.rate_high[has])
+    assert np.all(shr.influence_low <= shr.influence + 1e-12) and np.all(shr.influence <= shr.influence_high + 1e-12)
+    prior = shr.alpha / (shr.alpha + shr.beta)
+    raw = np.divide(shr.successes, shr.exposures, out=np.zeros_like(shr.exposures), where=has)
+    # the posterior lies between the raw ratio and the prior mean, closer to the prior for fewer exposures
+    lo, hi = np.minimum(raw, prior), np.maximum(raw, prior)
+    assert np.all((shr.rate[has] >= lo[has] - 1e-12) & (shr.rate[has] <= hi[has] + 1e-12))
+    # planted influencers (followers adopt with p = 0.3) stand out as significant
+    assert shr.significant.sum() >= 10
+    top = np.argsort(-shr.influence)[:20]
+    assert 0.2 < np.median(shr.rate[top]) < 0.4  # the planted 0.3
+    assert np.median(shr.rate[top]) > 3 * np.median(shr.null_rate[has])
+
+
+def test_planted_influence_is_detected_and_weighs_value(planted):
+    from recsys.value.influence import assess_influence, customer_influence_value
+
+    a = assess_influence(planted, n_shuffles=200, n_boot=300, seed=0)
+    t = a.test
+    assert t["detected"], t["reason"]
+    assert t["out_of_time_ratio"]["value"] > 1 and t["out_of_time_ratio"]["ci"][0] > 1
+    assert a.probabilities.nnz > 0
+    clv = np.ones(planted.n_users)
+    civ = customer_influence_value(a.probabilities, clv, np.ones(planted.n_users), np.ones(planted.n_users))
+    assert civ.max() > 0
+
+
+def test_homophily_only_is_not_detected_and_weighted_value_equals_clv(homophily):
+    from recsys.value.influence import apply_influence
+
+    users = pd.DataFrame({"clv": np.linspace(0, 5, homophily.n_users), "value_per_transaction": 1.0})
+    metrics, probs = apply_influence(users, homophily, "interactions", n_shuffles=200, n_boot=300)
+    assert metrics["detected"] is False and metrics["test"]["detected"] is False
+    assert "not detected" in metrics["reason"] and "shuffle test p" in metrics["reason"]
+    assert probs.nnz == 0
+    assert np.array_equal(users["weighted_value"].to_numpy(), users["clv"].to_numpy())
+    assert metrics["weighted_equals_clv"] and "Kumar" in metrics["weighting"]["source"]
+    null = metrics["test"]["null"]
+    assert {"mean", "sd", "quantiles", "n"} <= set(null) and null["n"] == 200
+
+
+def test_without_timestamps_the_test_cannot_run():
+    from recsys.value.influence import apply_influence
+
+    snap = _snapshot([("a", "i1", 0), ("b", "i1", 0)], [("b", "a"), ("c", "a")], with_ts=False)
+    users = pd.DataFrame({"clv": [1.0, 2.0, 0.0], "value_per_transaction": np.nan})
+    metrics, probs = apply_influence(users, snap, "interactions")
+    assert metrics["test"]["can_run"] is False and metrics["detected"] is False
+    assert "cannot run" in metrics["reason"] and metrics["test"]["p_value"] is None
+    assert np.array_equal(users["weighted_value"].to_numpy(), users["clv"].to_numpy())
