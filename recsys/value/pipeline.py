@@ -5,11 +5,13 @@ Per user it produces (``CustomerValueResult.users``, snapshot row order):
 =================  =====================================================================
 ``clv``            discounted expected value over ``horizon_weeks`` (BG/NBD x Gamma-Gamma),
                    in ``value_unit``; 0 for users with no transaction
-``influence``      behavioural influence: expected followers adopting because of the user,
-                   per action (:mod:`recsys.value.influence`); the weighted-cascade sum in
-                   the no-timestamp fallback
+``influence``      shrunk behavioural influence: excess followers adopting after the user,
+                   per action, beyond the timestamp-shuffle null (empirical-Bayes
+                   Beta-Binomial, :func:`recsys.value.influence.apply_influence`; interval in
+                   ``influence_low``/``influence_high``); 0 without timestamps
 ``pagerank``       structural influence on the follow graph (sums to 1)
-``weighted_value`` clv + sum over followers of p_infl(v, u) * clv(u), in ``value_unit``
+``weighted_value`` clv + customer influence value (``civ``), in ``value_unit``; exactly
+                   ``clv`` unless influence is detected (``metrics["influence"]["detected"]``)
 ``segment_id``     follow-graph community (:mod:`recsys.value.segments`)
 ``rfm_segment``    classic RFM segment (:mod:`recsys.value.rfm`); ``no_transactions`` if none
 ``churn_risk``     P(no transaction in the next ``horizon_weeks``) = 1 - P(active)
@@ -39,7 +41,7 @@ import scipy.sparse as sp
 
 from graph.snapshot import Snapshot
 from recsys.value.clv import BetaGeoModel, customer_lifetime_value
-from recsys.value.influence import InfluenceGraph, influence_weighted_value, learn_influence, pagerank
+from recsys.value.influence import InfluenceGraph, apply_influence, learn_influence, pagerank
 from recsys.value.propensity import (
     CutState,
     PropensityResult,
@@ -289,10 +291,10 @@ def compute_customer_value(
                 clv_metrics["holdout"] = check
         metrics["clv"] = clv_metrics
 
-    users["influence"] = influence.influence
-    users["weighted_value"] = influence_weighted_value(influence, users["clv"].to_numpy(np.float64))
-    metrics["influence"] = {"method": influence.method, **_jsonable(influence.stats),
-                            "pagerank_sum": float(pr_scores.sum())}
+    # influence is tested against homophily before it weighs value (recsys.value.influence)
+    metrics["influence"], influence_probs = apply_influence(users, snapshot, unit, tau_days=tau_days, seed=seed,
+                                                            features=influence)
+    metrics["influence"]["pagerank_sum"] = float(pr_scores.sum())
 
     comm = follow_communities(snapshot, min_size=min_segment_size, seed=seed)
     users["segment_id"] = comm.segment_id
@@ -309,7 +311,7 @@ def compute_customer_value(
     ordered = list(USER_COLUMNS) + [c for c in users.columns if c not in USER_COLUMNS]
     return CustomerValueResult(dataset=snapshot.dataset, value_unit=unit, users=users[ordered], segments=segments,
                                metrics=_jsonable(metrics), calibration=calibration, importance=importance,
-                               influence_probabilities=influence.probabilities)
+                               influence_probabilities=influence_probs)
 
 
 def _headline_metrics(prop: dict) -> dict:
