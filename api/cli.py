@@ -315,27 +315,41 @@ def cmd_clv(args) -> int:
 
 def cmd_value(args) -> int:
     """Customer value: CLV, influence, weighted value, segments; written back and reported."""
-    from recsys.value.pipeline import run_value_job
+    from recsys.value.pipeline import TransactionInputError, run_value_job
 
     settings = _settings(args)
     transactions = None
-    if args.transactions:
+    observation_end = None
+    if args.observation_end:
         import pandas as pd
+
+        try:
+            observation_end = pd.Timestamp(args.observation_end).floor("D")
+        except ValueError:
+            raise BadInput(f"--observation-end: not a date: {args.observation_end!r} (e.g. 2024-06-30)") from None
+    if args.transactions:
+        from etl.pseudonymise import Pseudonymiser
+        from etl.transactions import read_transactions
 
         path = Path(args.transactions)
         if not path.is_file():
             raise BadInput(f"--transactions: no such file {path}")
-        transactions = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        # Raw shop ids are pseudonymised with the deployment's key, like every other table.
+        transactions = read_transactions(path, Pseudonymiser(settings.resolved_pseudonym_key()))
     store = _open_store(settings, args.dataset, args.store)
     try:
         _ensure_loaded(settings, args.dataset, store, not args.no_progress)
         snapshot = store.snapshot()
         version = "value-" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        out = run_value_job(
-            snapshot, store, settings.home, version, transactions,
-            horizon_weeks=args.horizon_weeks, discount_rate=args.discount_rate, tau_days=args.tau_days,
-            with_propensity=not args.no_propensity, **({"value_unit": args.value_unit} if args.value_unit else {}),
-        )
+        try:
+            out = run_value_job(
+                snapshot, store, settings.home, version, transactions,
+                horizon_weeks=args.horizon_weeks, discount_rate=args.discount_rate, tau_days=args.tau_days,
+                with_propensity=not args.no_propensity, observation_end=observation_end,
+                **({"value_unit": args.value_unit} if args.value_unit else {}),
+            )
+        except TransactionInputError as exc:
+            raise BadInput(f"--transactions {args.transactions or ''}: {exc}".replace("  ", " ")) from None
     finally:
         store.close()
     _emit(args, out, f"customer value for {args.dataset}: report {out.get('report')}")
@@ -459,12 +473,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("value", help="customer value: CLV, social influence, weighted value, segments (+ HTML report)")
     s.add_argument("--dataset", required=True)
-    s.add_argument("--transactions", help="CSV/Parquet of money transactions (user_id, ts, amount) for shops with prices")
+    s.add_argument("--transactions", help="CSV/Parquet of money transactions (user_id, date or ts, amount) for shops "
+                   "with prices; raw shop ids are pseudonymised (see docs/customer-value.md, BTYD inputs)")
     s.add_argument("--value-unit", default=None, help="currency code of --transactions amounts, e.g. EUR")
     s.add_argument("--horizon-weeks", type=float, default=52.0)
     s.add_argument("--discount-rate", type=float, default=0.01, help="per month")
     s.add_argument("--tau-days", type=float, default=30.0, help="influence window (days)")
     s.add_argument("--no-propensity", action="store_true", help="skip the LightGBM high-value model")
+    s.add_argument("--observation-end", default=None,
+                   help="last observed day (YYYY-MM-DD); later rows are quarantined after_observation_end "
+                        "(default: the latest date in the data)")
     common(s)
     s.set_defaults(func=cmd_value)
 

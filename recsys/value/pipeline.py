@@ -18,6 +18,7 @@ Per user it produces (``CustomerValueResult.users``, snapshot row order):
 ``p_alive``        BG/NBD P(alive) (1 for customers without a repeat transaction, by the model)
 ``propensity``     P(high value next period) from the LightGBM model (prior-corrected)
 ``explanation``    top SHAP contributions of that prediction: [{feature, value, contribution}]
+``clv_explanation`` why the CLV is what it is, in words (:func:`explain_clv`), for every user
 =================  =====================================================================
 
 Value unit: a shop export with prices passes ``transactions`` (money; ``value_unit`` names the
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +59,7 @@ log = logging.getLogger(__name__)
 MONTH_WEEKS = 52.0 / 12.0
 USER_COLUMNS = (
     "user_id", "clv", "influence", "pagerank", "weighted_value", "segment_id", "rfm_segment",
-    "churn_risk", "p_alive", "propensity", "explanation",
+    "churn_risk", "p_alive", "propensity", "explanation", "clv_explanation",
 )
 
 
@@ -78,6 +80,7 @@ class CustomerValueResult:
             ``predicted_mean``, ``actual_mean``).
         importance: permutation importance of the propensity model (may be empty).
         influence_probabilities: (n, n) CSR [v, u] = p_infl(v, u) for cascades (audiences).
+        quarantine: transaction rows left out, with a reason (:func:`prepare_transactions`).
     """
 
     dataset: str
@@ -88,6 +91,7 @@ class CustomerValueResult:
     calibration: pd.DataFrame = field(default_factory=pd.DataFrame)
     importance: pd.DataFrame = field(default_factory=pd.DataFrame)
     influence_probabilities: sp.csr_matrix | None = None
+    quarantine: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(QUARANTINE_COLUMNS)))
     _index: dict = field(default=None, repr=False)  # type: ignore[assignment]
 
     def user(self, user_id: str) -> dict | None:
@@ -127,22 +131,88 @@ def _jsonable(value):
     return value
 
 
+class TransactionInputError(ValueError):
+    """Transactions that cannot be used as given (bad date, no row matching a known user).
+
+    The CLI maps it to exit 2 (bad input); nothing is computed or written.
+    """
+
+
+class ValueFitError(RuntimeError):
+    """A value model fit that must not be served: a BG/NBD parameter at the optimiser's boundary
+    (e.g. a ~ 4e-13) or a Gamma-Gamma q <= 1 (infinite population mean spend). The job fails
+    (CLI exit 1) before anything is written, so the previous result keeps serving."""
+
+
+#: A BG/NBD / Gamma-Gamma parameter outside [BOUNDARY_LOW, BOUNDARY_HIGH] is at the boundary:
+#: the optimiser works on log-parameters clipped to [-30, 30], and the L2 penalty keeps sound fits
+#: well inside (ciao: r 0.89, alpha 1.23, a 0.83, b 7.10; CDNOW: 0.24, 4.41, 0.79, 2.43).
+BOUNDARY_LOW, BOUNDARY_HIGH = 1e-6, 1e6
+
+#: The written rule for money transactions (docs/customer-value.md, "BTYD inputs").
+NET_SPEND_RULE = ("rows are summed per customer and day; a day is a purchase occasion (first or repeat) only "
+                  "when that net spend is > 0; days with net spend <= 0 (refunds, zero-amount rows) are not "
+                  "occasions, add no value and are quarantined as non_positive_net_spend")
+
+QUARANTINE_COLUMNS = ("line", "reason", "customer_id", "date", "value")
+
+
+def check_value_fit(bgnbd, gamma_gamma) -> None:
+    """Raise :class:`ValueFitError` when a served fit is degenerate (see the class)."""
+    problems = []
+    if bgnbd is not None:
+        for k, v in bgnbd.params.items():
+            if not (np.isfinite(v) and BOUNDARY_LOW <= v <= BOUNDARY_HIGH):
+                problems.append(f"BG/NBD {k} = {v:.3g} is at the parameter boundary")
+    if gamma_gamma is not None:
+        q = gamma_gamma.params.get("q", float("nan"))
+        if not (np.isfinite(q) and q > 1.0):
+            problems.append(f"Gamma-Gamma q = {q:.3g} <= 1 (the mean spend per transaction is infinite)")
+        for k, v in gamma_gamma.params.items():
+            if not (np.isfinite(v) and BOUNDARY_LOW <= v <= BOUNDARY_HIGH):
+                problems.append(f"Gamma-Gamma {k} = {v:.3g} is at the parameter boundary")
+    if problems:
+        raise ValueFitError("value model fit not served: " + "; ".join(problems))
+
+
+def _parse_dates(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        out = values.dt.tz_convert("UTC").dt.tz_localize(None) if values.dt.tz is not None else values
+        return out.astype("datetime64[ns]")
+    try:
+        return pd.to_datetime(values.astype(str).str.strip(), format="ISO8601", utc=True) \
+            .dt.tz_localize(None).astype("datetime64[ns]")
+    except (ValueError, TypeError):
+        for row, v in enumerate(values.astype(str)):
+            try:
+                pd.to_datetime(v.strip(), format="ISO8601", utc=True)
+            except (ValueError, TypeError):
+                raise TransactionInputError(f"transactions row {row + 1}: field 'date': cannot parse {v!r} as an "
+                                            "ISO 8601 date or date-time") from None
+        raise
+
+
 def normalise_transactions(transactions: pd.DataFrame) -> pd.DataFrame:
-    """A shop's transactions as the value frame ``customer_id``, ``date``, ``value``.
+    """A shop's transactions as the value frame ``customer_id``, ``date``, ``value`` (+ ``line``).
 
     Args:
-        transactions: columns ``user_id`` or ``customer_id`` (pseudonymised, as in the snapshot);
-            ``ts`` (Unix seconds) or ``date``; ``value`` or ``amount`` (money per transaction).
+        transactions: columns ``user_id`` or ``customer_id`` (pseudonymised, as in the snapshot:
+            :func:`etl.transactions.read_transactions` reads and pseudonymises a shop's file);
+            ``ts`` (Unix seconds) or ``date`` (datetime64, or ISO 8601 strings, dates and
+            date-times mixed); ``value`` or ``amount`` (money per transaction); optional ``line``
+            (the row's line in the source file, kept for the quarantine).
     Returns:
-        Frame ``customer_id`` (str), ``date`` (datetime64[ns]), ``value`` (float64).
+        Frame ``customer_id`` (str), ``date`` (datetime64[ns], UTC), ``value`` (float64; a
+        missing amount is 0), ``line`` (int64; row number + 1 when not given). No row is dropped.
     Raises:
         KeyError: a required column is missing.
+        TransactionInputError: a date that does not parse (row named).
     """
     cid = "customer_id" if "customer_id" in transactions else "user_id"
     if cid not in transactions:
         raise KeyError("transactions need a user_id (or customer_id) column")
     if "date" in transactions:
-        dates = pd.to_datetime(transactions["date"])
+        dates = _parse_dates(transactions["date"])
     elif "ts" in transactions:
         dates = pd.to_datetime(pd.to_numeric(transactions["ts"]), unit="s")
     else:
@@ -150,12 +220,71 @@ def normalise_transactions(transactions: pd.DataFrame) -> pd.DataFrame:
     vcol = "value" if "value" in transactions else "amount"
     if vcol not in transactions:
         raise KeyError("transactions need a value (or amount) column")
+    line = (transactions["line"].to_numpy(np.int64) if "line" in transactions
+            else np.arange(1, len(transactions) + 1, dtype=np.int64))
     out = pd.DataFrame({
         "customer_id": transactions[cid].astype(str).to_numpy(),
         "date": dates.astype("datetime64[ns]").to_numpy(),
         "value": pd.to_numeric(transactions[vcol], errors="coerce").fillna(0.0).to_numpy(np.float64),
+        "line": line,
     })
-    return out[out["date"].notna()].reset_index(drop=True)
+    if out["date"].isna().any():
+        row = int(np.flatnonzero(out["date"].isna().to_numpy())[0])
+        raise TransactionInputError(f"transactions line {int(line[row])}: field 'date': missing date")
+    return out.reset_index(drop=True)
+
+
+def prepare_transactions(
+    transactions: pd.DataFrame,
+    snapshot: Snapshot,
+    observation_end: pd.Timestamp | str | None = None,
+    money: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The transactions the value models use, and what was left out with a reason.
+
+    Rules, in order: rows dated after ``observation_end`` (day resolution) are quarantined
+    ``after_observation_end``; rows of customers the snapshot does not know are quarantined
+    ``unknown_user``; for money (``money=True``) :data:`NET_SPEND_RULE` (``non_positive_net_spend``).
+
+    Args:
+        transactions: frame accepted by :func:`normalise_transactions`.
+        snapshot: for the known user ids.
+        observation_end: last day observed (inclusive); None = the latest date in the data.
+        money: apply the net-spend rule (shop transactions; interactions are worth 1 each).
+    Returns:
+        ``(used, quarantine, report)``: ``used`` has ``customer_id``, ``date``, ``value``,
+        ``line``; ``quarantine`` has :data:`QUARANTINE_COLUMNS`; ``report`` is
+        ``{"rows", "used", "quarantined": {reason: rows}, "observation_end", "rule"}``.
+    Raises:
+        TransactionInputError: rows were given but none belongs to a known user (e.g. raw shop
+            ids that were not pseudonymised), or a bad date.
+    """
+    tx = normalise_transactions(transactions)
+    day = tx["date"].dt.floor("D")
+    end = pd.Timestamp(observation_end).floor("D") if observation_end is not None else (
+        day.max() if len(tx) else None)
+    reason = pd.Series("", index=tx.index, dtype=object)
+    if end is not None:
+        reason[day > end] = "after_observation_end"
+    known = np.array([snapshot.user_index(u) is not None for u in tx["customer_id"]], dtype=bool)
+    reason[(reason == "") & ~known] = "unknown_user"
+    if len(tx) and not known.any():
+        raise TransactionInputError(
+            f"none of the {len(tx)} transaction rows belongs to a user of the {snapshot.dataset!r} snapshot: "
+            "pass the shop's own customer ids (they are pseudonymised with SOCIALREC_PSEUDONYM_KEY like every "
+            "other table) and check the key is the one the ETL used")
+    if money:
+        ok = reason == ""
+        net = tx[ok].assign(day=day[ok]).groupby(["customer_id", "day"])["value"].transform("sum")
+        reason[net.index[net.to_numpy() <= 0]] = "non_positive_net_spend"
+    bad = reason != ""
+    quarantine = tx[bad].assign(reason=reason[bad])[list(QUARANTINE_COLUMNS)].reset_index(drop=True)
+    used = tx[~bad].reset_index(drop=True)
+    report = {"rows": int(len(tx)), "used": int(len(used)),
+              "quarantined": {str(k): int(v) for k, v in reason[bad].value_counts().items()},
+              "observation_end": str(end.date()) if end is not None else None,
+              "rule": NET_SPEND_RULE if money else "interactions: every timestamped interaction is one unit"}
+    return used, quarantine, report
 
 
 def compute_customer_value(
@@ -173,6 +302,7 @@ def compute_customer_value(
     with_propensity: bool = True,
     importance_repeats: int = 5,
     seed: int = 0,
+    observation_end: pd.Timestamp | str | None = None,
 ) -> CustomerValueResult:
     """CLV, influence, influence-weighted value, segments and propensity for every user.
 
@@ -191,23 +321,29 @@ def compute_customer_value(
         with_propensity: fit the LightGBM model (needs about (n_train_cuts + 1) x H of history).
         importance_repeats: permutation-importance repeats.
         seed: seed for Leiden and LightGBM.
+        observation_end: last observed day (inclusive); later rows are quarantined
+            ``after_observation_end`` (:func:`prepare_transactions`). None = the latest date.
     Returns:
         :class:`CustomerValueResult`.
     Raises:
         ValueError: the snapshot has no users.
+        TransactionInputError: unusable transactions (:func:`prepare_transactions`).
+        ValueFitError: the served BG/NBD / Gamma-Gamma fit is degenerate (:func:`check_value_fit`).
     """
     if snapshot.n_users == 0:
         raise ValueError("the snapshot has no users")
     n = snapshot.n_users
     metrics: dict = {"dataset": snapshot.dataset, "users": n, "horizon_weeks": float(horizon_weeks)}
+    quarantine = pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
     if transactions is not None:
-        tx = normalise_transactions(transactions)
-        known = np.array([snapshot.user_index(u) is not None for u in tx["customer_id"]], dtype=bool)
-        metrics["transactions_unknown_user"] = int((~known).sum())
-        tx = tx[known].reset_index(drop=True)
+        tx, quarantine, metrics["transactions"] = prepare_transactions(transactions, snapshot, observation_end)
+        metrics["transactions_unknown_user"] = int(metrics["transactions"]["quarantined"].get("unknown_user", 0))
+        if tx.empty:
+            raise TransactionInputError("no transaction is left to fit on: " + json.dumps(metrics["transactions"]))
         unit = value_unit or "money"
     elif snapshot.has_timestamps:
-        tx = snapshot_transactions(snapshot)[["customer_id", "date", "value"]]
+        tx, quarantine, metrics["transactions"] = prepare_transactions(
+            snapshot_transactions(snapshot)[["customer_id", "date", "value"]], snapshot, observation_end, money=False)
         unit = value_unit or "interactions"
     else:
         tx = None
@@ -233,18 +369,22 @@ def compute_customer_value(
         users["clv"] = counts
         influence = learn_influence(snapshot, tau_days=tau_days, z_margin=z_margin)
         metrics["clv"] = {"method": "historical-interaction-count (no timestamps: BG/NBD needs dates)"}
+        users["clv_explanation"] = [f"no timestamps, so no BG/NBD: CLV = the user's historical interaction count "
+                                    f"({c:.0f})" for c in counts]
     else:
         prop: PropensityResult | None = None
+        end = pd.Timestamp(metrics["transactions"]["observation_end"])
         if with_propensity:
             try:
-                prop = fit_propensity(snapshot, tx, horizon_weeks=horizon_weeks, n_train_cuts=n_train_cuts,
+                prop = fit_propensity(snapshot, tx, end=end, horizon_weeks=horizon_weeks, n_train_cuts=n_train_cuts,
                                       high_value_quantile=high_value_quantile, tau_days=tau_days, seed=seed,
                                       importance_repeats=importance_repeats, z_margin=z_margin)
             except ValueError as exc:  # too little history for the temporal design
                 log.warning("propensity model skipped: %s", exc)
                 metrics["propensity"] = {"skipped": str(exc)}
         current: CutState = prop.current if prop is not None else build_cut(
-            snapshot, tx, pd.to_datetime(tx["date"]).max(), horizon_weeks, tau_days, z_margin=z_margin)
+            snapshot, tx, end, horizon_weeks, tau_days, z_margin=z_margin)
+        check_value_fit(current.bgnbd, current.gamma_gamma)
         influence = current.influence
         summ = current.summary
         idx = summ.index.to_numpy()
@@ -290,6 +430,7 @@ def compute_customer_value(
                 calibration, check = clv_holdout_check(snapshot, tx, eval_state, horizon_weeks)
                 clv_metrics["holdout"] = check
         metrics["clv"] = clv_metrics
+        users["clv_explanation"] = explain_clv(users, unit, horizon_weeks, bg is not None, str(current.cut.date()))
 
     # influence is tested against homophily before it weighs value (recsys.value.influence)
     metrics["influence"], influence_probs = apply_influence(users, snapshot, unit, tau_days=tau_days, seed=seed,
@@ -311,7 +452,41 @@ def compute_customer_value(
     ordered = list(USER_COLUMNS) + [c for c in users.columns if c not in USER_COLUMNS]
     return CustomerValueResult(dataset=snapshot.dataset, value_unit=unit, users=users[ordered], segments=segments,
                                metrics=_jsonable(metrics), calibration=calibration, importance=importance,
-                               influence_probabilities=influence_probs)
+                               influence_probabilities=influence_probs, quarantine=quarantine)
+
+
+def explain_clv(users: pd.DataFrame, unit: str, horizon_weeks: float, bgnbd: bool, end: str) -> list[str]:
+    """One sentence per user saying where their CLV comes from.
+
+    Args:
+        users: the per-user frame with ``frequency``, ``recency``, ``T`` (weeks), ``clv``,
+            ``expected_transactions``, ``value_per_transaction``, ``p_alive``, ``monetary_value``
+            (NaN for users without a transaction).
+        unit: the value unit. horizon_weeks: the CLV horizon. bgnbd: whether BG/NBD was fitted.
+        end: the observation end (ISO date).
+    Returns:
+        (n_users,) list of str. A customer first seen on the observation end day (T = 0) is told
+        so: with no history the model gives them the population's expectation for a new customer.
+    """
+    out = []
+    for x, t_x, T, clv, e, m, pa in users[["frequency", "recency", "T", "clv", "expected_transactions",
+                                           "value_per_transaction", "p_alive"]].itertuples(index=False):
+        if not np.isfinite(x):
+            out.append(f"no transaction on or before the observation end {end}: CLV 0")
+        elif not bgnbd:
+            out.append(f"too few repeat customers for BG/NBD: CLV = historical value ({clv:.2f} {unit})")
+        else:
+            head = (f"{x:.0f} repeat occasion(s), last one {T - t_x:.1f} weeks before {end}, first {T:.1f} weeks "
+                    f"before; P(alive) {pa:.2f}; expected {e:.2f} occasion(s) in the next {horizon_weeks:g} weeks "
+                    f"x {m:.2f} {unit} each (Gamma-Gamma), discounted monthly = {clv:.2f} {unit}")
+            if T <= 0:
+                head = ("first and only occasion on the observation end day (T = 0): no history to learn this "
+                        "customer's rate from, so BG/NBD gives the expectation for a brand-new customer "
+                        "(population rate, P(alive) = 1); " + head)
+            elif x == 0:
+                head = "one occasion only, so BG/NBD assumes the customer is still alive (P(alive) = 1); " + head
+            out.append(head)
+    return out
 
 
 def _headline_metrics(prop: dict) -> dict:
@@ -386,9 +561,31 @@ def _result_dir(home: str | Path, dataset: str) -> Path:
 
 
 def save_result(result: CustomerValueResult, home: str | Path) -> Path:
-    """Save a result under ``home/value/<dataset>/`` (Parquet + JSON + NPZ). Returns the folder."""
-    folder = _result_dir(home, result.dataset)
-    folder.mkdir(parents=True, exist_ok=True)
+    """Save a result under ``home/value/<dataset>/`` (Parquet + JSON + NPZ + quarantine CSV).
+
+    Atomic: written into a sibling temporary folder, then swapped in by renames, so a reader
+    sees the previous result or the new one, never a mix. Returns the folder.
+    """
+    import shutil
+    import tempfile
+
+    final = _result_dir(home, result.dataset)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{final.name}.new-", dir=final.parent))
+    try:
+        _write_result(result, folder)
+        old = final.parent / f".{final.name}.old-{folder.name[-8:]}"
+        if final.exists():
+            os.replace(final, old)
+        os.replace(folder, final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+    return final
+
+
+def _write_result(result: CustomerValueResult, folder: Path) -> None:
     users = result.users.copy()
     users["explanation"] = [json.dumps(_jsonable(e)) for e in users["explanation"]]
     users.to_parquet(folder / "users.parquet", index=False)
@@ -402,7 +599,7 @@ def save_result(result: CustomerValueResult, home: str | Path) -> Path:
     (folder / "metrics.json").write_text(json.dumps({"value_unit": result.value_unit, **result.metrics}, indent=2))
     if result.influence_probabilities is not None:
         sp.save_npz(folder / "influence.npz", result.influence_probabilities.tocsr())
-    return folder
+    result.quarantine.reindex(columns=list(QUARANTINE_COLUMNS)).to_csv(folder / "quarantine.csv", index=False)
 
 
 def load_result(home: str | Path, dataset: str) -> CustomerValueResult:
@@ -423,6 +620,8 @@ def load_result(home: str | Path, dataset: str) -> CustomerValueResult:
         dataset=dataset, value_unit=unit, users=users, segments=segs, metrics=metrics,
         calibration=pd.read_parquet(folder / "calibration.parquet"),
         importance=pd.read_parquet(folder / "importance.parquet"), influence_probabilities=probs,
+        quarantine=(pd.read_csv(folder / "quarantine.csv") if (folder / "quarantine.csv").exists()
+                    else pd.DataFrame(columns=list(QUARANTINE_COLUMNS))),
     )
 
 
@@ -507,6 +706,8 @@ def run_value_job(snapshot: Snapshot, store, home: str | Path, model_version: st
         "dataset": snapshot.dataset, "value_unit": result.value_unit, "model_version": model_version,
         "report": str(report), "result_dir": str(folder), "written": written,
         "clv": m.get("clv"), "baselines": m.get("baselines"), "calibration": m.get("calibration"),
-        "ablation": m.get("ablation"), "propensity": m.get("propensity"), "influence": m.get("influence"),
+        "ablation": m.get("ablation"), "transactions": m.get("transactions"),
+        "quarantine": str(folder / "quarantine.csv"),
+        "propensity": m.get("propensity"), "influence": m.get("influence"),
         "segments": m.get("segments"),
     })
