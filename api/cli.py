@@ -357,7 +357,7 @@ def cmd_value(args) -> int:
 
 
 def cmd_audience(args) -> int:
-    """A campaign audience: users with the highest expected incremental value, with reasons."""
+    """A campaign audience: users with the highest expected organic value (not uplift), with reasons."""
     from recsys.value.audience import build_audience
     from recsys.value.pipeline import load_result
 
@@ -377,14 +377,19 @@ def cmd_audience(args) -> int:
         raise BadInput(f"no customer value computed for {args.dataset}; run `socialrec value --dataset {args.dataset}` first") from None
     try:
         frame = build_audience(result, snapshot, item_id=args.item, category=args.category, size=args.size,
-                               seed_influencers=args.seed_influencers, window_weeks=args.window_weeks)
+                               seed_influencers=args.seed_influencers, window_weeks=args.window_weeks,
+                               min_marginal_spread=args.min_spread)
     except ValueError as exc:
         raise BadInput(f"audience: {exc}") from None
+    seeding = frame.attrs.get("seeding", {})
     if args.format == "csv":
         sys.stdout.write(frame.to_csv(index=False))
+        if args.seed_influencers:
+            sys.stderr.write(f"seeding: {json.dumps(seeding)}\n")
     else:
         sys.stdout.write(json.dumps({"dataset": args.dataset, "item": args.item, "category": args.category,
-                                     "size": int(len(frame)), "users": json.loads(frame.to_json(orient="records"))}) + "\n")
+                                     "size": int(len(frame)), "seeding": seeding,
+                                     "users": json.loads(frame.to_json(orient="records"))}) + "\n")
     return EXIT_OK
 
 
@@ -491,7 +496,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--item")
     s.add_argument("--category")
     s.add_argument("--size", type=int, default=100)
-    s.add_argument("--seed-influencers", type=int, default=0, help="also pick K influencers by CELF influence maximisation")
+    s.add_argument("--seed-influencers", type=int, default=0,
+                   help="also pick up to K influencers by CELF (only tested influence spreads; see --min-spread)")
+    s.add_argument("--min-spread", type=float, default=1.0,
+                   help="CELF floor: add a seed only while it reaches more than this many expected users beyond the seeds")
     s.add_argument("--window-weeks", type=float, default=4.0)
     s.add_argument("--format", choices=["csv", "json"], default="csv")
     s.add_argument("--store", choices=["embedded", "neo4j"], default=None)

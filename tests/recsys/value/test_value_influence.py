@@ -9,7 +9,14 @@ import pytest
 import scipy.sparse as sp
 
 from graph.snapshot import build_snapshot
-from recsys.value.audience import LiveEdgeWorlds, celf_seeds, exact_spread, expected_spread, greedy_seeds
+from recsys.value.audience import (
+    LiveEdgeWorlds,
+    celf_seeds,
+    exact_spread,
+    expected_spread,
+    greedy_seeds,
+    spread_interval,
+)
 from recsys.value.influence import influence_weighted_value, learn_influence, pagerank, weighted_cascade
 
 DAY = 86400.0
@@ -125,7 +132,7 @@ def test_celf_returns_the_plain_greedy_seed_set():
     assert celf == greedy
     assert celf_gains == pytest.approx(greedy_gains)
     assert all(a >= b for a, b in zip(celf_gains, celf_gains[1:]))  # submodular: gains shrink
-    assert expected_spread(worlds, celf) == pytest.approx(sum(celf_gains))
+    assert expected_spread(worlds, celf) == pytest.approx(sum(celf_gains) + len(celf))  # gains exclude the seeds
 
 
 def test_weighted_value_adds_influence_probability_times_follower_clv(hand_log):
@@ -306,3 +313,68 @@ def test_without_timestamps_the_test_cannot_run():
     assert metrics["test"]["can_run"] is False and metrics["detected"] is False
     assert "cannot run" in metrics["reason"] and metrics["test"]["p_value"] is None
     assert np.array_equal(users["weighted_value"].to_numpy(), users["clv"].to_numpy())
+
+
+# ---------------------------------------------------------------------------- CELF floor and ties
+def _hubs(n=30):
+    """Node 0 reaches 1..10 (p = 0.5); node 20 reaches 21..23 (p = 1); nodes 11..19 reach nobody."""
+    rows = [0] * 10 + [20] * 3
+    cols = list(range(1, 11)) + [21, 22, 23]
+    data = [0.5] * 10 + [1.0] * 3
+    return sp.csr_matrix((data, (rows, cols)), shape=(n, n))
+
+
+def test_celf_stops_at_the_floor_instead_of_padding_with_zero_influence_seeds():
+    worlds = LiveEdgeWorlds(_hubs(), n_worlds=400, seed=0)
+    cand = np.array([15, 0, 11, 20, 12, 13])
+    seeds, gains = celf_seeds(worlds, cand, 5, min_marginal_spread=1.0)
+    assert seeds == [0, 20]  # 0 adds ~5 users, 20 adds 3; the isolated nodes add 0 and are not taken
+    assert gains[0] == pytest.approx(5.0, abs=0.5) and gains[1] == pytest.approx(3.0)
+    assert greedy_seeds(worlds, cand, 5, min_marginal_spread=1.0) == (seeds, gains)
+    # a floor above the best gain: no seeds at all
+    assert celf_seeds(worlds, cand, 5, min_marginal_spread=10.0) == ([], [])
+    # without a floor the old behaviour pads with nodes that reach nobody (gain 0)
+    padded, padded_gains = celf_seeds(worlds, cand, 5)
+    assert len(padded) == 5 and padded_gains[2:] == [0.0, 0.0, 0.0]
+
+
+def test_celf_ties_follow_the_candidate_priority_not_the_id():
+    # two identical deterministic stars: 3 -> {4, 5}, 7 -> {8, 9}; equal gains (2 users)
+    p = sp.csr_matrix((np.ones(4), ([3, 3, 7, 7], [4, 5, 8, 9])), shape=(10, 10))
+    worlds = LiveEdgeWorlds(p, n_worlds=5, seed=0)
+    assert celf_seeds(worlds, np.array([7, 3]), 1)[0] == [7]
+    assert celf_seeds(worlds, np.array([3, 7]), 1)[0] == [3]
+    assert greedy_seeds(worlds, np.array([7, 3]), 1)[0] == [7]
+
+
+def test_spread_interval_covers_the_exact_reach_beyond_the_seed():
+    p = sp.csr_matrix((np.array([0.5, 0.5]), (np.array([0, 1]), np.array([1, 2]))), shape=(3, 3))
+    exact_reach = exact_spread(p, [0]) - 1  # 0.75 users beyond the seed
+    iv = spread_interval(LiveEdgeWorlds(p, n_worlds=3000, seed=4), [0])
+    assert iv["ci_low"] < exact_reach < iv["ci_high"]
+    assert iv["expected_spread"] == pytest.approx(iv["expected_reach"] + 1)
+    assert iv["ci_high"] - iv["ci_low"] < 0.1
+    assert spread_interval(LiveEdgeWorlds(p, n_worlds=10), [])["expected_reach"] == 0.0
+
+
+def test_audience_seeds_only_tested_influence_with_an_interval(planted):
+    from recsys.value.audience import build_audience
+    from recsys.value.pipeline import compute_customer_value
+
+    result = compute_customer_value(planted, with_propensity=False, min_segment_size=5)
+    assert result.metrics["influence"]["detected"], result.metrics["influence"]["reason"]
+    users = result.users
+    assert (users["weighted_value"] >= users["clv"]).all() and (users["weighted_value"] > users["clv"]).any()
+    cats = list(map(str, planted.categories))
+    aud = build_audience(result, planted, category=cats[0], size=20, seed_influencers=5, n_worlds=100,
+                         n_eval_worlds=300, min_marginal_spread=0.5)
+    seeding = aud.attrs["seeding"]
+    seeds = aud[aud["role"] == "influencer_seed"]
+    assert 1 <= len(seeds) <= 5 and (seeds["marginal_reach"] > 0.5).all()
+    assert seeding["spread"]["ci_low"] <= seeding["spread"]["expected_reach"] <= seeding["spread"]["ci_high"]
+    assert seeding["spread"]["expected_reach"] > 0 and "never user id" in seeding["tie_rule"]
+    assert "incremental" not in " ".join(aud["reason"]) and "organic propensity" in aud["reason"].iloc[-1]
+    # the same result with influence marked not detected: no seed, and the record says why
+    result.metrics["influence"]["detected"] = False
+    none = build_audience(result, planted, category=cats[0], size=20, seed_influencers=5, n_worlds=50)
+    assert (none["role"] == "target").all() and "not detected" in none.attrs["seeding"]["stopped"]
