@@ -61,6 +61,7 @@ USER_COLUMNS = (
     "user_id", "clv", "influence", "pagerank", "weighted_value", "segment_id", "rfm_segment",
     "churn_risk", "p_alive", "propensity", "explanation", "clv_explanation",
 )
+SEGMENT_LIST_COLUMNS = ("top_categories", "top_influencers", "rfm_mix", "members_by_rule", "detected_influencer_ids")
 
 
 @dataclass
@@ -367,6 +368,7 @@ def compute_customer_value(
     if tx is None or tx.empty:
         counts = np.diff(snapshot.interactions.tocsr().indptr).astype(np.float64)
         users["clv"] = counts
+        users["historical_value"] = counts
         influence = learn_influence(snapshot, tau_days=tau_days, z_margin=z_margin)
         metrics["clv"] = {"method": "historical-interaction-count (no timestamps: BG/NBD needs dates)"}
         users["clv_explanation"] = [f"no timestamps, so no BG/NBD: CLV = the user's historical interaction count "
@@ -394,6 +396,7 @@ def compute_customer_value(
         users.loc[idx, "recency"] = t_x.to_numpy()
         users.loc[idx, "T"] = T.to_numpy()
         users.loc[idx, "monetary_value"] = summ["monetary_value"].to_numpy()
+        users.loc[idx, "historical_value"] = summ["total_value"].to_numpy()
         users.loc[idx, "value_per_transaction"] = m
         bg = current.bgnbd
         clv_metrics: dict = {"method": "bgnbd+gammagamma", "value_unit": unit, "customers": int(len(summ)),
@@ -440,9 +443,22 @@ def compute_customer_value(
     comm = follow_communities(snapshot, min_size=min_segment_size, seed=seed)
     users["segment_id"] = comm.segment_id
     users["assignment"] = comm.assignment
-    segments = profile_segments(users, snapshot)
+    # Detected influencers (an optional input of the segment profile): users whose shrunk influence
+    # is significant, and only when the influence tests passed for the dataset.
+    detected = None
+    if metrics.get("influence", {}).get("detected"):
+        col = "influence_significant" if "influence_significant" in users else "influence"
+        detected = users[col].to_numpy() > 0
+    segments = profile_segments(users, snapshot, influencers=detected)
+    kept = int((segments["segment_id"] != "unconnected").sum()) if len(segments) else 0
+    structure = kept >= 2 and comm.modularity > 0.0
     metrics["segments"] = {
-        "modularity": comm.modularity, "modularity_leiden": comm.modularity_leiden,
+        "community_structure": "found" if structure else (
+            f"no community structure found: {kept} community of >= {min_segment_size} members, modularity "
+            f"{comm.modularity:.3f}; segments are not social communities"),
+        "community_structure_found": bool(structure),
+        "modularity": comm.modularity if structure else None, "modularity_raw": comm.modularity,
+        "modularity_leiden": comm.modularity_leiden,
         "modularity_unweighted": comm.modularity_unweighted,
         "communities_leiden": comm.n_communities_leiden, "segments": int(len(segments)),
         "min_segment_size": int(min_segment_size),
@@ -590,7 +606,7 @@ def _write_result(result: CustomerValueResult, folder: Path) -> None:
     users["explanation"] = [json.dumps(_jsonable(e)) for e in users["explanation"]]
     users.to_parquet(folder / "users.parquet", index=False)
     segs = result.segments.copy()
-    for col in ("top_categories", "top_influencers", "rfm_mix", "members_by_rule"):
+    for col in SEGMENT_LIST_COLUMNS:
         if col in segs:
             segs[col] = [json.dumps(_jsonable(v)) for v in segs[col]]
     segs.to_parquet(folder / "segments.parquet", index=False)
@@ -610,7 +626,7 @@ def load_result(home: str | Path, dataset: str) -> CustomerValueResult:
     users = pd.read_parquet(folder / "users.parquet")
     users["explanation"] = [json.loads(e) for e in users["explanation"]]
     segs = pd.read_parquet(folder / "segments.parquet")
-    for col in ("top_categories", "top_influencers", "rfm_mix", "members_by_rule"):
+    for col in SEGMENT_LIST_COLUMNS:
         if col in segs:
             segs[col] = [json.loads(v) for v in segs[col]]
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -639,6 +655,9 @@ def segment_properties(segments: pd.DataFrame) -> pd.DataFrame:
         "churn_risk_share": segments["churn_risk_share"].astype(np.float64).to_numpy(),
         "top_categories": [json.dumps(_jsonable(v)) for v in segments["top_categories"]],
         "top_influencers": [json.dumps(_jsonable(v)) for v in segments["top_influencers"]],
+        **{c: segments[c].astype(t).to_numpy() for c, t in (
+            ("share_of_value", np.float64), ("share_active_13w", np.float64), ("median_recency_weeks", np.float64),
+            ("detected_influencers", np.int64), ("suggested_action", str)) if c in segments},
     })
 
 

@@ -1,8 +1,10 @@
 """The customer-value HTML report: one self-contained file, plots embedded as base64 PNGs.
 
-Sections: CLV calibration (predicted vs actual next-period value by decile of prediction, on the
-temporal holdout), the high-value model against the BG/NBD baseline with permutation importance,
-segment sizes and values with their profiles, and the influence distribution.
+Sections: the high-value model against its baselines (recency, last-52-week value, BG/NBD) and
+its no-graph ablation, overall and on the recently active, with permutation importance; the
+calibration of the served probabilities (reliability diagram, ECE, Brier); the CLV holdout check
+(predicted vs actual next-period value by decile); segments with their profile and suggested
+action; influence; top users. Tables and charts, no JSON dumps.
 """
 
 from __future__ import annotations
@@ -115,8 +117,138 @@ def _fmt_segments(segments: pd.DataFrame) -> pd.DataFrame:
     return seg
 
 
+def plot_reliability(calibration: dict) -> str:
+    """Reliability diagram: mean predicted vs observed per equal-mass bin, for propensity and
+    churn risk on the evaluation cut. Returns base64 PNG."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, name in ((axes[0], "propensity", "P(high value next period)"), (axes[1], "churn_risk", "churn risk")):
+        rep = calibration.get(key) if calibration else None
+        if not rep or not rep.get("bins"):
+            ax.text(0.5, 0.5, f"no calibrated {name}", ha="center")
+            ax.set_axis_off()
+            continue
+        x = [b["mean_predicted"] for b in rep["bins"]]
+        y = [b["observed"] for b in rep["bins"]]
+        ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=1, label="perfect calibration")
+        ax.plot(x, y, marker="o", color="tab:blue", label="calibrated (isotonic)")
+        ax.set_xlabel("mean predicted probability (10 equal-mass bins)")
+        ax.set_ylabel("observed frequency")
+        ax.set_title(f"{name}: ECE {rep['ece']:.4f}, Brier {rep['brier']:.4f}")
+        ax.legend(loc="upper left", fontsize=8)
+    return _png(fig)
+
+
+def plot_baselines(baselines: dict, ablation: dict) -> str:
+    """AUC of the model, its no-graph ablation and the baselines, overall and recently active."""
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    if not baselines:
+        ax.text(0.5, 0.5, "no propensity model", ha="center")
+        ax.set_axis_off()
+        return _png(fig)
+    names = ["model", "no_graph", "recency", "value_52w", "bgnbd"]
+    groups = [("all customers", baselines, ablation)]
+    if "recently_active" in baselines:
+        groups.append(("recently active", baselines["recently_active"], ablation.get("recently_active", {})))
+    width = 0.8 / len(names)
+    colors = ["tab:blue", "tab:cyan", "tab:gray", "tab:olive", "tab:orange"]
+    for g, (_, base, abl) in enumerate(groups):
+        for j, nm in enumerate(names):
+            src = abl.get("no_graph") if nm == "no_graph" else base.get(nm)
+            if src and src.get("auc") is not None:
+                ax.bar(g + (j - 2) * width, src["auc"], width=width, color=colors[j], label=nm if g == 0 else None)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([g[0] for g in groups])
+    ax.set_ylim(0.5, 1.0)
+    ax.set_ylabel("AUC, evaluation cut")
+    ax.legend(fontsize=8, ncol=5, loc="lower center")
+    ax.set_title("high value next period: model vs baselines (same cut, same customers)")
+    return _png(fig)
+
+
+def plot_segment_actions(segments: pd.DataFrame, top: int = 20) -> str:
+    """Per segment: share of users vs share of expected value, coloured by suggested action."""
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    if segments.empty or "suggested_action" not in segments:
+        ax.text(0.5, 0.5, "no segments", ha="center")
+        ax.set_axis_off()
+        return _png(fig)
+    seg = segments.sort_values("size", ascending=False).head(top)
+    colors = {"retain": "tab:green", "win back": "tab:red", "nurture": "tab:blue", "ignore": "tab:gray"}
+    x = np.arange(len(seg))
+    ax.bar(x - 0.2, seg["share_of_users"], width=0.4, color="lightgray", label="share of users")
+    ax.bar(x + 0.2, seg["share_of_value"], width=0.4, color=[colors.get(a, "k") for a in seg["suggested_action"]],
+           label="share of expected value (colour = action)")
+    ax.set_xticks(x)
+    ax.set_xticklabels(seg["segment_id"], rotation=60)
+    for a, c in colors.items():
+        ax.bar([0], [0], color=c, label=a)
+    ax.legend(fontsize=8, ncol=3)
+    ax.set_title("segments: size, value and suggested action")
+    return _png(fig)
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.1%}"
+
+
+def _num(v, fmt: str = ".3f") -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, fmt)
+
+
+def _baseline_rows(block: dict, ablation: dict) -> pd.DataFrame:
+    rows = []
+    for name, key, src in (("learned model (LightGBM)", "model", block), ("model without graph features", "no_graph", ablation),
+                           ("recency only", "recency", block), ("value in the last 52 weeks", "value_52w", block),
+                           ("BG/NBD x Gamma-Gamma", "bgnbd", block)):
+        r = (src or {}).get(key)
+        if r:
+            rows.append({"ranking": name, "AUC": _num(r.get("auc")), "F1": _num(r.get("f1")),
+                         "precision@top decile": _num(r.get("precision_at_top_decile")), "flagged": r.get("flagged")})
+    return pd.DataFrame(rows)
+
+
+def _kv_table(pairs) -> str:
+    return _table(pd.DataFrame([{"quantity": k, "value": v} for k, v in pairs]))
+
+
+def _segment_rows(segments: pd.DataFrame) -> pd.DataFrame:
+    if segments.empty:
+        return segments
+    cols = {"segment_id": "segment", "size": "users", "share_of_value": "share of value",
+            "share_active_13w": "active last 13 w", "median_recency_weeks": "median weeks since last",
+            "top_categories": "top categories", "detected_influencers": "detected influencers",
+            "suggested_action": "suggested action", "action_reason": "why"}
+    seg = segments.copy()
+    for c in ("share_of_value", "share_active_13w"):
+        if c in seg:
+            seg[c] = [_pct(v) for v in seg[c]]
+    if "median_recency_weeks" in seg:
+        seg["median_recency_weeks"] = [_num(v, ".0f") for v in seg["median_recency_weeks"]]
+    seg["top_categories"] = [", ".join(f"{c['category']} ({c['share']:.0%})" for c in v) for v in seg["top_categories"]]
+    if "detected_influencers" in seg:
+        seg["detected_influencers"] = [f"{n}" + (f" ({', '.join(ids)})" if ids else "")
+                                       for n, ids in zip(seg["detected_influencers"], seg["detected_influencer_ids"])]
+    keep = [c for c in cols if c in seg]
+    return seg[keep].rename(columns=cols)
+
+
+def influence_section(result) -> list[str]:
+    """The influence part of the report (owned by :mod:`recsys.value.influence`)."""
+    m = result.metrics
+    return [
+        "<h2>Influence</h2>",
+        _img(plot_influence(result.users), "influence distribution"),
+        f"<pre>{html.escape(json.dumps(m.get('influence', {}), indent=1))}</pre>",
+    ]
+
+
 def render_report(result, title: str | None = None) -> str:
-    """The report as an HTML string.
+    """The report as an HTML string: tables and charts, no JSON dumps.
+
+    Sections: headline (does the model beat the baselines?), high value next period (model,
+    no-graph ablation and baselines, overall and recently active), probability calibration
+    (reliability diagram, ECE, Brier), CLV holdout check, segments (with suggested actions),
+    influence, top users.
 
     Args:
         result: a :class:`recsys.value.pipeline.CustomerValueResult`.
@@ -127,45 +259,104 @@ def render_report(result, title: str | None = None) -> str:
     title = title or f"Customer value — {result.dataset}"
     clv = m.get("clv", {})
     prop = m.get("propensity", {})
-    rows = []
-    if "model" in prop:
-        for name, key in (("LightGBM high-value model", "model"), ("BG/NBD expected value (baseline)", "bgnbd_baseline")):
-            r = prop[key]
-            rows.append({"ranking": name, "AUC": r["auc"], "F1": r["f1"],
-                         "precision@top decile": r["precision_at_top_decile"], "flagged": r["flagged"]})
-    prop_table = _table(pd.DataFrame(rows)) if rows else "<p>No propensity model (see metrics).</p>"
+    baselines = m.get("baselines") or {}
+    ablation = m.get("ablation") or {}
+    cal = m.get("calibration") or {}
+    segm = m.get("segments", {})
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
         "table{border-collapse:collapse;font-size:12px;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 6px;"
-        "text-align:left;vertical-align:top}pre{background:#f6f6f6;padding:.5em;font-size:11px;overflow:auto}</style>",
+        "text-align:left;vertical-align:top}pre{background:#f6f6f6;padding:.5em;font-size:11px;overflow:auto}"
+        ".verdict{font-size:15px;background:#eef5ee;padding:.5em}</style>",
         f"</head><body><h1>{html.escape(title)}</h1>",
         f"<p>{m.get('users', len(result.users))} users; value unit: <b>{html.escape(unit)}</b> "
         f"(datasets without prices count interactions). CLV horizon {m.get('horizon_weeks', 52):g} weeks, "
-        f"monthly discount {clv.get('discount_rate_monthly', 'n/a')}; method {html.escape(str(clv.get('method')))}.</p>",
-        "<h2>CLV calibration</h2>",
-        _img(plot_calibration(result.calibration, unit), "CLV calibration"),
-        f"<pre>{html.escape(json.dumps({k: clv.get(k) for k in ('bgnbd', 'gamma_gamma', 'holdout')}, indent=1))}</pre>",
-        "<h2>High value next period: model vs BG/NBD baseline</h2>",
-        f"<p>{html.escape(str(prop.get('label', '')))}; evaluation cut {prop.get('evaluation_cut', 'n/a')}, "
-        f"{prop.get('customers', 'n/a')} customers, base rate {prop.get('base_rate', float('nan')):.3f}.</p>",
-        prop_table,
-        _img(plot_importance(result.importance), "permutation importance"),
-        "<h2>Segments</h2>",
-        f"<p>Leiden communities of the follow graph: modularity {m.get('segments', {}).get('modularity', float('nan')):.3f} "
-        f"({m.get('segments', {}).get('communities_leiden')} communities found, those under "
-        f"{m.get('segments', {}).get('min_segment_size')} members dissolved and their users attached by item "
-        "co-activity; users sharing nothing go to <i>unconnected</i>).</p>",
-        _img(plot_segments(result.segments, unit), "segments"),
-        _table(_fmt_segments(result.segments)),
-        "<h2>Influence</h2>",
-        _img(plot_influence(result.users), "influence distribution"),
-        f"<pre>{html.escape(json.dumps(m.get('influence', {}), indent=1))}</pre>",
-        "<h2>Top users by influence-weighted value</h2>",
-        _table(result.users.sort_values("weighted_value", ascending=False).head(15)[
-            ["user_id", "clv", "influence", "weighted_value", "segment_id", "rfm_segment", "churn_risk", "propensity"]]),
-        "</body></html>",
+        f"monthly discount {clv.get('discount_rate_monthly', 'n/a')}; method {html.escape(str(clv.get('method')))}; "
+        f"observation end {html.escape(str(clv.get('end', 'n/a')))}.</p>",
     ]
+    tx = m.get("transactions")
+    if tx:
+        q = ", ".join(f"{k}: {v}" for k, v in tx.get("quarantined", {}).items()) or "none"
+        parts.append(f"<p>Transactions: {tx.get('rows')} rows, {tx.get('used')} used; left out (quarantine.csv): "
+                     f"{html.escape(q)}. Rule: {html.escape(str(tx.get('rule')))}.</p>")
+    parts.append("<h2>High value next period: does the model beat the simplest baselines?</h2>")
+    if baselines:
+        verdicts = [f"<b>All customers</b> ({baselines['customers']}): {html.escape(baselines['comparison']['verdict'])}."]
+        if "recently_active" in baselines:
+            ra = baselines["recently_active"]
+            verdicts.append(f"<b>Recently active</b> ({ra['customers']}, active in the 52 weeks before the cut): "
+                            f"{html.escape(ra['comparison']['verdict'])}.")
+        ng = ablation.get("no_graph", {}).get("auc_difference_vs_model")
+        if ng:
+            verdicts.append(f"<b>Graph features</b>: removing them changes AUC by {-ng['difference']:+.4f} "
+                            f"(95 % CI {-ng['ci95'][1]:+.4f} .. {-ng['ci95'][0]:+.4f}).")
+        parts.append("<p class='verdict'>" + "<br/>".join(verdicts) + "</p>")
+        parts.append(f"<p>{html.escape(str(prop.get('label', '')))}; evaluation cut {prop.get('evaluation_cut')}, "
+                     f"validation cut {prop.get('validation_cut')}, training cuts {', '.join(prop.get('training_cuts', []))}; "
+                     f"base rate {_num(prop.get('base_rate'))}. Protocol: {html.escape(str(prop.get('protocol')))}. "
+                     f"Follow graph: {html.escape(str(prop.get('follow_graph')))}.</p>")
+        parts.append("<h3>All customers at the evaluation cut</h3>")
+        parts.append(_table(_baseline_rows(baselines, ablation)))
+        if "recently_active" in baselines:
+            parts.append("<h3>Recently active customers</h3>")
+            parts.append(_table(_baseline_rows(baselines["recently_active"], ablation.get("recently_active", {}))))
+        parts.append(_img(plot_baselines(baselines, ablation), "model vs baselines"))
+    else:
+        parts.append(f"<p>No propensity model: {html.escape(str(prop.get('skipped', 'not fitted')))}.</p>")
+    parts.append(_img(plot_importance(result.importance), "permutation importance"))
+    parts.append("<h2>Are the probabilities calibrated?</h2>")
+    if cal:
+        rows = []
+        for key, name in (("propensity", "propensity"), ("churn_risk", "churn risk")):
+            r = cal.get(key)
+            if r:
+                rows.append({"probability": name, "ECE (10 equal-mass bins)": _num(r["ece"], ".4f"),
+                             "Brier": _num(r["brier"], ".4f"), "mean predicted": _num(r["mean_predicted"], ".4f"),
+                             "base rate": _num(r["base_rate"], ".4f"),
+                             "mean within 10 % of base rate": "yes" if r.get("mean_within_10pct") else "no"})
+        parts.append(f"<p>{html.escape(str(cal.get('method', '')))}.</p>")
+        parts.append(_table(pd.DataFrame(rows)))
+        parts.append(_img(plot_reliability(cal), "reliability diagram"))
+    else:
+        parts.append("<p>No calibrated probabilities (no propensity model).</p>")
+    parts.append("<h2>CLV holdout check</h2>")
+    parts.append(_img(plot_calibration(result.calibration, unit), "CLV calibration"))
+    hold = clv.get("holdout") or {}
+    pairs = [(f"BG/NBD {k}", _num(v, ".4g")) for k, v in (clv.get("bgnbd") or {}).items()]
+    pairs += [(f"Gamma-Gamma {k}", _num(v, ".4g")) for k, v in (clv.get("gamma_gamma") or {}).items()]
+    if hold and "cut" in hold:
+        pairs += [("holdout", f"{hold['cut']} + {hold['weeks']:g} weeks, {hold['customers']} customers"),
+                  ("repeat occasions predicted / actual",
+                   f"{hold['predicted_repeat_transactions']:.1f} / {hold['actual_repeat_transactions']} "
+                   f"({hold['relative_error_transactions']:+.1%})"),
+                  (f"value predicted / actual ({unit})",
+                   f"{hold['predicted_value']:.1f} / {hold['actual_value']:.1f} ({hold['relative_error_value']:+.1%})")]
+    parts.append(_kv_table(pairs))
+    parts.append("<h2>Segments</h2>")
+    if segm.get("community_structure_found", True) and segm.get("modularity") is not None:
+        parts.append(f"<p>Leiden communities of the follow graph: modularity {segm['modularity']:.3f} "
+                     f"({segm.get('communities_leiden')} communities found, those under {segm.get('min_segment_size')} "
+                     "members dissolved and their users attached by item co-activity; users sharing nothing go to "
+                     "<i>unconnected</i>).</p>")
+    else:
+        parts.append(f"<p><b>{html.escape(str(segm.get('community_structure', 'no community structure found')))}</b>.</p>")
+    parts.append("<p>Suggested actions are rules (docs/customer-value.md): <i>retain</i> = valuable and active, "
+                 "<i>win back</i> = was valuable, now inactive, <i>ignore</i> = &lt; 1 % of value past and expected, "
+                 "<i>nurture</i> = the rest.</p>")
+    parts.append(_img(plot_segment_actions(result.segments), "segment actions"))
+    parts.append(_img(plot_segments(result.segments, unit), "segments"))
+    parts.append(_table(_segment_rows(result.segments)))
+    rfm = segm.get("rfm_segments") or {}
+    if rfm:
+        parts.append("<h3>RFM segments (absolute windows: recency 4/13/26/52 weeks, occasions 1/2/3-4/5-9/10+)</h3>")
+        parts.append(_table(pd.DataFrame([{"RFM segment": k, "users": v} for k, v in rfm.items()])))
+    parts += influence_section(result)
+    cols = [c for c in ["user_id", "clv", "influence", "weighted_value", "segment_id", "rfm_segment", "churn_risk",
+                        "propensity", "clv_explanation"] if c in result.users]
+    parts += ["<h2>Top users by influence-weighted value</h2>",
+              _table(result.users.sort_values("weighted_value", ascending=False).head(15)[cols]),
+              "</body></html>"]
     return "\n".join(parts)
 
 

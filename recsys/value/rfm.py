@@ -152,20 +152,29 @@ def snapshot_transactions(snapshot: Snapshot) -> pd.DataFrame:
     )
 
 
-# ---------------------------------------------------------------------------- classic RFM segments
-# The common R x F segment map (scores 1-5; later rules override earlier ones), as used in
-# retail analytics dashboards: rows of (recency-score pattern, frequency-score pattern, name).
+# ---------------------------------------------------------------------------- RFM segments
+# R and F are scored on ABSOLUTE windows, not quintiles: on a customer base where most customers
+# left years ago (ciao), a recency quintile of 4 meant "last seen a median 225 weeks ago" and the
+# quintile map called such customers "loyal". With absolute windows a segment name means the same
+# thing on every dataset and every day.
+#: Upper edges (weeks since the last occasion, inclusive) of recency scores 5, 4, 3, 2; older = 1.
+RECENCY_WINDOWS_WEEKS: tuple[float, ...] = (4.0, 13.0, 26.0, 52.0)
+#: Lower edges (occasions = distinct purchase days, first included) of frequency scores 2, 3, 4, 5.
+FREQUENCY_EDGES: tuple[int, ...] = (2, 3, 5, 10)
+
+# The R x F segment map (later rules override earlier ones): (recency scores, frequency scores, name).
 RFM_SEGMENT_RULES: tuple[tuple[str, str, str], ...] = (
-    ("12", "12", "hibernating"),
-    ("12", "34", "at_risk"),
-    ("12", "5", "cannot_lose"),
-    ("3", "12", "about_to_sleep"),
-    ("3", "3", "need_attention"),
-    ("34", "45", "loyal"),
-    ("4", "1", "promising"),
-    ("5", "1", "new"),
-    ("45", "23", "potential_loyalist"),
-    ("5", "45", "champions"),
+    ("1", "12345", "lost"),                 # no occasion in the last 52 weeks
+    ("2", "12", "hibernating"),             # last seen 26-52 weeks ago, 1-2 occasions
+    ("2", "34", "at_risk"),                 # 26-52 weeks, 3-9 occasions
+    ("2", "5", "cannot_lose"),              # 26-52 weeks, 10+ occasions
+    ("3", "12", "about_to_sleep"),          # 13-26 weeks, 1-2 occasions
+    ("3", "3", "need_attention"),           # 13-26 weeks, 3-4 occasions
+    ("34", "45", "loyal"),                  # within 26 weeks, 5+ occasions
+    ("4", "1", "promising"),                # 4-13 weeks, a single occasion
+    ("5", "1", "new"),                      # within 4 weeks, a single occasion
+    ("45", "23", "potential_loyalist"),     # within 13 weeks, 2-4 occasions
+    ("5", "45", "champions"),               # within 4 weeks, 5+ occasions
 )
 
 
@@ -175,29 +184,47 @@ def _quintile_score(values: pd.Series, higher_is_better: bool) -> pd.Series:
     return np.ceil(pct * 5).clip(1, 5).astype(np.int64)
 
 
-def rfm_scores(summary: pd.DataFrame) -> pd.DataFrame:
-    """Classic RFM quintile scores and the named segment of each customer.
+def recency_score(weeks_since_last: pd.Series) -> pd.Series:
+    """5 = last occasion within 4 weeks, 4 = 13, 3 = 26, 2 = 52, 1 = older (:data:`RECENCY_WINDOWS_WEEKS`)."""
+    w = weeks_since_last.to_numpy(np.float64)
+    score = 5 - np.searchsorted(np.asarray(RECENCY_WINDOWS_WEEKS), w, side="left")
+    return pd.Series(score.astype(np.int64), index=weeks_since_last.index)
+
+
+def frequency_score(occasions: pd.Series) -> pd.Series:
+    """1 = one occasion, 2 = 2, 3 = 3-4, 4 = 5-9, 5 = 10+ (:data:`FREQUENCY_EDGES`)."""
+    n = occasions.to_numpy(np.float64)
+    score = 1 + np.searchsorted(np.asarray(FREQUENCY_EDGES, dtype=np.float64), n, side="right")
+    return pd.Series(score.astype(np.int64), index=occasions.index)
+
+
+def rfm_scores(summary: pd.DataFrame, time_unit_days: float = 7.0) -> pd.DataFrame:
+    """RFM scores on absolute windows and the named segment of each customer.
 
     Args:
         summary: frame from :func:`calibration_summary` (``frequency``, ``recency``, ``T``,
-            ``total_value``).
+            ``total_value``), times in ``time_unit_days`` units.
+        time_unit_days: days per time unit of the summary (7 = weeks).
     Returns:
-        Frame with the same index and int columns ``r_score``, ``f_score``, ``m_score`` (1..5, 5 =
-        best: most recent, most frequent, highest mean value per transaction), ``rfm`` (e.g.
-        ``"545"``) and ``rfm_segment`` (a name from :data:`RFM_SEGMENT_RULES`).
+        Frame with the same index and int columns ``r_score`` (absolute recency windows,
+        :func:`recency_score`), ``f_score`` (occasions, :func:`frequency_score`), ``m_score``
+        (quintile of mean value per occasion, 5 = highest; relative, not used by the names),
+        ``rfm`` (e.g. ``"545"``), ``rfm_segment`` (a name from :data:`RFM_SEGMENT_RULES`) and
+        ``weeks_since_last`` (float).
     """
     if len(summary) == 0:
         return pd.DataFrame(
             {c: pd.Series(dtype=t) for c, t in
-             (("r_score", "int64"), ("f_score", "int64"), ("m_score", "int64"), ("rfm", object), ("rfm_segment", object))},
+             (("r_score", "int64"), ("f_score", "int64"), ("m_score", "int64"), ("rfm", object), ("rfm_segment", object),
+              ("weeks_since_last", "float64"))},
             index=summary.index,
         )
-    since_last = summary["T"] - summary["recency"]
+    weeks_since_last = (summary["T"] - summary["recency"]) * (time_unit_days / 7.0)
     n_transactions = summary["frequency"] + 1.0
     mean_value = summary["total_value"] / n_transactions
     out = pd.DataFrame(index=summary.index)
-    out["r_score"] = _quintile_score(since_last, higher_is_better=False)
-    out["f_score"] = _quintile_score(n_transactions, higher_is_better=True)
+    out["r_score"] = recency_score(weeks_since_last)
+    out["f_score"] = frequency_score(n_transactions)
     out["m_score"] = _quintile_score(mean_value, higher_is_better=True)
     out["rfm"] = out["r_score"].astype(str) + out["f_score"].astype(str) + out["m_score"].astype(str)
     segment = pd.Series("other", index=summary.index, dtype=object)
@@ -205,4 +232,5 @@ def rfm_scores(summary: pd.DataFrame) -> pd.DataFrame:
     for r_set, f_set, name in RFM_SEGMENT_RULES:
         segment[r.isin(list(r_set)) & f.isin(list(f_set))] = name
     out["rfm_segment"] = segment
+    out["weeks_since_last"] = weeks_since_last.astype(np.float64)
     return out

@@ -155,25 +155,68 @@ def follow_communities(
                        modularity=q_final, modularity_unweighted=q_unweighted, n_communities_leiden=n_leiden)
 
 
+#: Suggested-action thresholds (:func:`suggest_action`).
+ACTIVE_SHARE_RETAIN = 0.20
+IGNORE_VALUE_SHARE = 0.01
+
+
+def suggest_action(size_share: float, value_share: float, historical_share: float, active_13w: float) -> tuple[str, str]:
+    """A rule-based next step for a segment, with the reason in words.
+
+    Rules, first match wins (shares are of all users / all value):
+
+    1. ``retain``: >= 20 % of members active in the last 13 weeks and the segment's share of
+       expected value (CLV) >= its share of users (valuable and still buying: keep them).
+    2. ``win back``: < 20 % active in the last 13 weeks but its share of *historical* value >= its
+       share of users (it used to be valuable and has gone quiet).
+    3. ``ignore``: < 1 % of expected and of historical value.
+    4. ``nurture``: everything else (active but below-average value, or small and new).
+
+    Returns:
+        ``(action, reason)``.
+    """
+    figures = (f"{active_13w:.0%} active in the last 13 weeks, {value_share:.1%} of expected value, "
+               f"{historical_share:.1%} of past value, {size_share:.1%} of users")
+    if active_13w >= ACTIVE_SHARE_RETAIN and value_share >= size_share:
+        return "retain", f"valuable and still active ({figures})"
+    if active_13w < ACTIVE_SHARE_RETAIN and historical_share >= size_share:
+        return "win back", f"was valuable, now mostly inactive ({figures})"
+    if value_share < IGNORE_VALUE_SHARE and historical_share < IGNORE_VALUE_SHARE:
+        return "ignore", f"little value past or expected ({figures})"
+    return "nurture", f"below-average value per member ({figures})"
+
+
 def profile_segments(
     users: pd.DataFrame,
     snapshot: Snapshot,
     top: int = 3,
     churn_threshold: float = 0.5,
+    influencers: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """One row per segment: size, value, top categories, top influencers, churn risk.
+    """One row per segment: what a marketer needs to act on it.
 
     Args:
         users: per-user frame in snapshot row order with ``user_id``, ``segment_id``, ``clv``,
-            ``influence``, ``churn_risk``, ``rfm_segment`` and ``assignment``.
+            ``influence``, ``churn_risk``, ``rfm_segment`` and ``assignment``; optional
+            ``frequency``/``recency``/``T`` (weeks; NaN without a transaction) for activity and
+            recency, and ``historical_value`` (value up to the observation end).
         snapshot: for the members' interactions per category.
         top: how many categories / influencers / RFM segments to list.
         churn_threshold: a user is at churn risk when ``churn_risk >= churn_threshold``.
+        influencers: optional (n_users,) bool mask of users whose influence passed the
+            influence tests (:mod:`recsys.value.influence`); None = influence not detected, and
+            ``detected_influencers`` stays empty.
     Returns:
-        Frame sorted by segment id with ``segment_id``, ``size``, ``total_value``, ``mean_value``,
-        ``churn_risk_share`` (of members with a transaction history), ``top_categories`` (list of
-        ``{"category", "share"}``), ``top_influencers`` (list of ``{"user_id", "influence"}``),
-        ``rfm_mix`` (list of ``{"rfm_segment", "share"}``), ``members_by_rule`` (dict).
+        Frame sorted by segment id with ``segment_id``, ``size``, ``share_of_users``,
+        ``total_value``, ``mean_value``, ``share_of_value`` (of the total CLV),
+        ``share_of_historical_value``, ``share_active_13w`` (members with an occasion in the last
+        13 weeks), ``median_recency_weeks`` (weeks since the last occasion, members with one; None
+        if none), ``churn_risk_share`` (of members with a transaction history),
+        ``top_categories`` (list of ``{"category", "share"}``), ``top_influencers`` (list of
+        ``{"user_id", "influence"}``, influence > 0), ``detected_influencers`` (count) and
+        ``detected_influencer_ids`` (up to ``top`` ids, by influence), ``rfm_mix`` (list of
+        ``{"rfm_segment", "share"}``), ``members_by_rule`` (dict), ``suggested_action`` and
+        ``action_reason`` (:func:`suggest_action`).
     """
     inter = snapshot.interactions.tocsr()
     n_cat = len(snapshot.categories)
@@ -184,6 +227,16 @@ def profile_segments(
         item_to_cat = sp.csr_matrix((np.ones(valid.sum()), (np.flatnonzero(valid), cats[valid])),
                                     shape=(snapshot.n_items, n_cat))
         cat_counts = (inter.astype(bool).astype(np.float64) @ item_to_cat).tocsr()
+    n = max(len(users), 1)
+    total_clv = float(users["clv"].sum())
+    hist = users["historical_value"] if "historical_value" in users else pd.Series(0.0, index=users.index)
+    hist = hist.fillna(0.0)
+    total_hist = float(hist.sum())
+    if {"T", "recency"} <= set(users.columns):
+        since_last = (users["T"] - users["recency"]).to_numpy(np.float64)
+    else:
+        since_last = np.full(len(users), np.nan)
+    detected = np.zeros(len(users), dtype=bool) if influencers is None else np.asarray(influencers, dtype=bool)
     rows = []
     for seg, idx in users.groupby("segment_id", sort=True).indices.items():
         members = users.iloc[idx]
@@ -199,17 +252,34 @@ def profile_segments(
         infl = members.sort_values(["influence", "user_id"], ascending=[False, True]).head(top)
         top_influencers = [{"user_id": str(u), "influence": float(v)}
                            for u, v in zip(infl["user_id"], infl["influence"]) if v > 0]
+        det = members[detected[idx]].sort_values(["influence", "user_id"], ascending=[False, True])
         risk = members["churn_risk"].dropna()
         rfm = members["rfm_segment"].value_counts(normalize=True).head(top)
+        sl = since_last[idx]
+        sl = sl[np.isfinite(sl)]
+        size_share = len(members) / n
+        value_share = float(members["clv"].sum()) / total_clv if total_clv > 0 else 0.0
+        hist_share = float(hist.iloc[idx].sum()) / total_hist if total_hist > 0 else 0.0
+        active = float((sl <= 13.0).sum()) / len(members)
+        action, reason = suggest_action(size_share, value_share, hist_share, active)
         rows.append({
             "segment_id": seg,
             "size": int(len(members)),
+            "share_of_users": float(size_share),
             "total_value": float(members["clv"].sum()),
             "mean_value": float(members["clv"].mean()),
+            "share_of_value": value_share,
+            "share_of_historical_value": hist_share,
+            "share_active_13w": active,
+            "median_recency_weeks": float(np.median(sl)) if sl.size else None,
             "churn_risk_share": float((risk >= churn_threshold).mean()) if len(risk) else None,
             "top_categories": top_categories,
             "top_influencers": top_influencers,
+            "detected_influencers": int(len(det)),
+            "detected_influencer_ids": [str(u) for u in det["user_id"].head(top)],
             "rfm_mix": [{"rfm_segment": str(k), "share": float(v)} for k, v in rfm.items()],
             "members_by_rule": {str(k): int(v) for k, v in members["assignment"].value_counts().items()},
+            "suggested_action": action,
+            "action_reason": reason,
         })
     return pd.DataFrame(rows)
