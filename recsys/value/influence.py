@@ -624,8 +624,9 @@ def out_of_time_validation(snapshot: Snapshot, tau_days: float = 30.0, cut: floa
        ``cut_quantile`` quantile of adoption dates).
     2. Candidates: users with a follower and an exposure before the cut who adopt something
        new after it (activity only, not the outcome, selects them). Top decile
-       (``top_fraction``) by the shrunk excess rate (ties broken by a seeded permutation, never by
-       id); the rest are controls.
+       (``top_fraction``) by the shrunk influence (excess followers adopting per action, the
+       quantity that weighs value; ties broken by a seeded permutation, never by id); the rest
+       are controls.
     3. Outcome after the cut, per user v: exposures = (v's adoptions dated after the cut) x
        followers not having adopted the item by then; successes = followers adopting within tau.
     4. Activity matching: strata of pre-cut adoption count (deciles among candidates) x follower
@@ -669,7 +670,7 @@ def out_of_time_validation(snapshot: Snapshot, tau_days: float = 30.0, cut: floa
         return {**out, "value": None, "ci": None, "reason": f"only {cand.size} users with followers and exposures before the cut"}
     rng = np.random.default_rng(seed)
     tie = rng.permutation(cand.size)
-    order = cand[np.lexsort((tie, -shr.excess_rate[cand]))]
+    order = cand[np.lexsort((tie, -shr.influence[cand]))]
     n_top = max(1, int(round(top_fraction * cand.size)))
     is_top = np.zeros(n, dtype=bool)
     is_top[order[:n_top]] = True
