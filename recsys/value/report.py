@@ -232,14 +232,84 @@ def _segment_rows(segments: pd.DataFrame) -> pd.DataFrame:
     return seg[keep].rename(columns=cols)
 
 
+def plot_influence_test(test: dict) -> str:
+    """Observed statistics against their shuffle nulls (q01-q99 bar, q05-q95 box, mean tick).
+
+    Returns base64 PNG.
+    """
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    rows = [("shuffle test: follower-after-followee adoptions", test.get("statistic"), test.get("null"))]
+    placebo = test.get("reverse_placebo")
+    if placebo:
+        rows.append(("reverse-edge placebo: followee-first minus follower-first", placebo["statistic"], placebo["null"]))
+    for y, (label, obs, null) in enumerate(rows):
+        q = null["quantiles"]
+        ax.plot([q["q01"], q["q99"]], [y, y], color="0.6", lw=1)
+        ax.plot([q["q05"], q["q95"]], [y, y], color="tab:blue", lw=6, solid_capstyle="butt",
+                label="null q05-q95 (200 shuffles)" if y == 0 else None)
+        ax.plot([null["mean"]], [y], "|", color="k", ms=14)
+        ax.plot([obs], [y], "D", color="tab:red", label="observed" if y == 0 else None)
+        ax.text(obs, y + 0.25, f"{obs:.0f}", ha="center", fontsize=8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r[0] for r in rows], fontsize=8)
+    ax.set_ylim(-0.6, len(rows) - 0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("influence vs homophily: observed statistic and its timestamp-shuffle null")
+    return _png(fig)
+
+
 def influence_section(result) -> list[str]:
-    """The influence part of the report (owned by :mod:`recsys.value.influence`)."""
-    m = result.metrics
-    return [
-        "<h2>Influence</h2>",
-        _img(plot_influence(result.users), "influence distribution"),
-        f"<pre>{html.escape(json.dumps(m.get('influence', {}), indent=1))}</pre>",
-    ]
+    """The influence part of the report (owned by :mod:`recsys.value.influence`): the test, the
+    out-of-time check, the decision and the weighting formula, as tables and charts."""
+    infl = result.metrics.get("influence", {}) or {}
+    test = infl.get("test") or {}
+    detected = bool(infl.get("detected"))
+    parts = ["<h2>Influence: tested before it is used</h2>",
+             f"<p><b>{'Influence detected' if detected else 'Influence not detected'}</b>. "
+             f"{html.escape(str(infl.get('reason', 'no influence test in this result')).capitalize())}.</p>"]
+    if not detected:
+        parts.append("<p>Influence-weighted value therefore <b>equals CLV</b> for every user, audiences seed no "
+                     "influencers, and the API's value record says <code>influence_detected: false</code>.</p>")
+    if test.get("can_run"):
+        null = test["null"]
+        rows = [{"test": "timestamp shuffle (Anagnostopoulos, Kumar & Mahdian 2008)", "statistic": test["statistic"],
+                 "null mean": null["mean"], "null sd": null["sd"], "null q95": null["quantiles"]["q95"],
+                 "shuffles": null["n"], "p-value": test["p_value"]}]
+        placebo = test.get("reverse_placebo")
+        if placebo:
+            rows.append({"test": "reverse-edge placebo (followee-first minus follower-first)",
+                         "statistic": placebo["statistic"], "null mean": placebo["null"]["mean"],
+                         "null sd": placebo["null"]["sd"], "null q95": placebo["null"]["quantiles"]["q95"],
+                         "shuffles": placebo["null"]["n"], "p-value": placebo["p_value"]})
+        parts.append(f"<p>{test.get('pairs', 0)} (follow edge, co-adopted item) pairs; window tau = "
+                     f"{test.get('tau_days', float('nan')):g} days (adoption dates every "
+                     f"{test.get('resolution_days', float('nan')):g} days at the finest); graph "
+                     f"{'symmetric: the reverse-edge placebo does not apply' if test.get('symmetric') else 'directed'}."
+                     "</p>")
+        parts.append(_table(pd.DataFrame(rows)))
+        parts.append(_img(plot_influence_test(test), "influence test"))
+        oot = test.get("out_of_time_ratio") or {}
+        if oot.get("value") is not None:
+            ci = oot.get("ci") or [float("nan"), float("nan")]
+            parts.append("<h3>Out-of-time check</h3>")
+            parts.append(_table(pd.DataFrame([{
+                "cut": oot["cut"], "top-decile influencers": oot["top_influencers"],
+                "activity-matched controls": oot["controls"], "strata": oot["strata"],
+                "follower adoption rate, top": oot["top_rate"], "follower adoption rate, controls": oot["control_rate"],
+                "ratio": oot["value"], f"{oot['level']:.0%} bootstrap CI": f"{ci[0]:.3g} - {ci[1]:.3g}"}])))
+        else:
+            parts.append(f"<p>Out-of-time check not possible: {html.escape(str(oot.get('reason')))}.</p>")
+        shr = test.get("shrinkage") or {}
+        parts.append(f"<p>Per-user influence: empirical-Bayes Beta-Binomial on followers adopting within tau after "
+                     f"an exposure, prior Beta({shr.get('prior_alpha', float('nan')):.3g}, "
+                     f"{shr.get('prior_beta', float('nan')):.3g}); {shr.get('users_significant', 0)} users have a "
+                     f"{shr.get('level', 0.95):.0%} interval above their shuffle-null rate.</p>")
+        parts.append(_img(plot_influence(result.users), "influence distribution"))
+    w = infl.get("weighting") or {}
+    if w:
+        parts.append(f"<p>Weighting: <code>{html.escape(w['formula'])}</code>; unit: {html.escape(w['unit'])}; "
+                     f"source: {html.escape(w['source'])}.</p>")
+    return parts
 
 
 def render_report(result, title: str | None = None) -> str:
