@@ -243,6 +243,11 @@ def test_reverse_placebo_is_void_on_a_symmetric_graph_and_month_dates_widen_tau(
     assert pairs.tau >= 31 * DAY  # next calendar month still counts
     res = shuffle_test(pairs, n_shuffles=20, seed=0)
     assert res["reverse_placebo"] is None and res["symmetric"]
+    # dated to the 1st of a month with one stray day (like lastfm's tag dates): still monthly
+    first = [float(np.datetime64(f"2008-{m:02d}-01", "D").astype(np.int64)) for m in range(1, 13)]
+    acts = [(f"u{k % 7}", f"i{k % 5}", first[k % 12]) for k in range(60)] + [("u0", "i9", first[3] + 4)]
+    monthly = adoption_pairs(_snapshot(acts, [("u0", "u1"), ("u1", "u0")]), 30.0)
+    assert monthly.resolution_days > 28 and monthly.tau == 31 * DAY
 
 
 def test_beta_binomial_fit_recovers_the_prior_and_shrinks_small_counts():
