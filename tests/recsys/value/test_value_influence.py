@@ -383,3 +383,25 @@ def test_audience_seeds_only_tested_influence_with_an_interval(planted):
     result.metrics["influence"]["detected"] = False
     none = build_audience(result, planted, category=cats[0], size=20, seed_influencers=5, n_worlds=50)
     assert (none["role"] == "target").all() and "not detected" in none.attrs["seeding"]["stopped"]
+
+
+def test_api_value_record_says_influence_not_detected_with_the_reason(homophily):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from api.problems import install_problem_handlers
+    from api.routes.value import get_pseudonymise, get_value_state, router
+    from recsys.value.pipeline import compute_customer_value
+
+    result = compute_customer_value(homophily, with_propensity=False, min_segment_size=5)
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.include_router(router)
+    app.dependency_overrides[get_value_state] = lambda: result
+    app.dependency_overrides[get_pseudonymise] = lambda: (lambda raw: raw)
+    body = TestClient(app).get("/v1/users/u000/value").json()
+    assert body["influence_detected"] is False
+    assert body["influence_reason"].startswith("influence not detected") and "shuffle test p" in body["influence_reason"]
+    assert body["weighted_value"] == body["clv"]
+    low, high = body["influence_interval"]
+    assert 0 <= low <= body["influence"] <= high
