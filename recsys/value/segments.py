@@ -158,32 +158,43 @@ def follow_communities(
 #: Suggested-action thresholds (:func:`suggest_action`).
 ACTIVE_SHARE_RETAIN = 0.20
 IGNORE_VALUE_SHARE = 0.01
+WIN_BACK_MAX_MEDIAN_WEEKS = 104.0
 
 
-def suggest_action(size_share: float, value_share: float, historical_share: float, active_13w: float) -> tuple[str, str]:
+def suggest_action(size_share: float, value_share: float, historical_share: float, active_13w: float,
+                   median_recency_weeks: float | None = None) -> tuple[str, str]:
     """A rule-based next step for a segment, with the reason in words.
 
-    Rules, first match wins (shares are of all users / all value):
+    Rules, first match wins (shares are of all users / all value; "value" = expected CLV):
 
-    1. ``retain``: >= 20 % of members active in the last 13 weeks and the segment's share of
-       expected value (CLV) >= its share of users (valuable and still buying: keep them).
-    2. ``win back``: < 20 % active in the last 13 weeks but its share of *historical* value >= its
-       share of users (it used to be valuable and has gone quiet).
-    3. ``ignore``: < 1 % of expected and of historical value.
-    4. ``nurture``: everything else (active but below-average value, or small and new).
+    1. ``retain``: >= 20 % of members active in the last 13 weeks and a share of value >= the
+       share of users (valuable and still buying: keep them).
+    2. ``win back``: < 20 % active in the last 13 weeks, a share of *past* value >= the share of
+       users, and the median member last seen at most 104 weeks ago (it used to be valuable and
+       went quiet recently enough to come back).
+    3. ``ignore``: < 1 % of value, or median member last seen over 104 weeks ago with a share of
+       value below the share of users (long lapsed, below-average value).
+    4. ``nurture``: everything else (active or recent, but below-average value).
 
+    Args:
+        size_share, value_share, historical_share, active_13w: fractions in [0, 1].
+        median_recency_weeks: median weeks since the members' last occasion (None = unknown,
+            treated as recent).
     Returns:
         ``(action, reason)``.
     """
+    rec = float("nan") if median_recency_weeks is None else float(median_recency_weeks)
+    lapsed = bool(np.isfinite(rec) and rec > WIN_BACK_MAX_MEDIAN_WEEKS)
     figures = (f"{active_13w:.0%} active in the last 13 weeks, {value_share:.1%} of expected value, "
-               f"{historical_share:.1%} of past value, {size_share:.1%} of users")
+               f"{historical_share:.1%} of past value, {size_share:.1%} of users"
+               + (f", median {rec:.0f} weeks since last" if np.isfinite(rec) else ""))
     if active_13w >= ACTIVE_SHARE_RETAIN and value_share >= size_share:
         return "retain", f"valuable and still active ({figures})"
-    if active_13w < ACTIVE_SHARE_RETAIN and historical_share >= size_share:
-        return "win back", f"was valuable, now mostly inactive ({figures})"
-    if value_share < IGNORE_VALUE_SHARE and historical_share < IGNORE_VALUE_SHARE:
-        return "ignore", f"little value past or expected ({figures})"
-    return "nurture", f"below-average value per member ({figures})"
+    if active_13w < ACTIVE_SHARE_RETAIN and historical_share >= size_share and not lapsed:
+        return "win back", f"was valuable, quiet for less than two years ({figures})"
+    if value_share < IGNORE_VALUE_SHARE or (lapsed and value_share < size_share):
+        return "ignore", f"little expected value or lapsed for years ({figures})"
+    return "nurture", f"recent but below-average value per member ({figures})"
 
 
 def profile_segments(
@@ -261,7 +272,8 @@ def profile_segments(
         value_share = float(members["clv"].sum()) / total_clv if total_clv > 0 else 0.0
         hist_share = float(hist.iloc[idx].sum()) / total_hist if total_hist > 0 else 0.0
         active = float((sl <= 13.0).sum()) / len(members)
-        action, reason = suggest_action(size_share, value_share, hist_share, active)
+        action, reason = suggest_action(size_share, value_share, hist_share, active,
+                                        float(np.median(sl)) if sl.size else None)
         rows.append({
             "segment_id": seg,
             "size": int(len(members)),
