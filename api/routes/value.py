@@ -110,14 +110,17 @@ def _influence_flags(result) -> dict:
 
 @router.get("/v1/segments", responses=_ERRORS)
 def segments(result: ValueState):
-    """Every segment's profile, with the modularity of the follow-graph partition."""
+    """Every segment's profile, with the modularity of the follow-graph partition (null, with
+    ``community_structure`` saying why, when no community structure was found)."""
     seg_metrics = result.metrics.get("segments", {})
     profiles = [result.segment(s) for s in result.segments["segment_id"]]
+    keys = ("segment_id", "size", "total_value", "mean_value", "churn_risk_share", "share_of_value",
+            "share_active_13w", "median_recency_weeks", "suggested_action")
     return {
         "value_unit": result.value_unit,
         "modularity": seg_metrics.get("modularity"),
-        "segments": [{k: p[k] for k in ("segment_id", "size", "total_value", "mean_value", "churn_risk_share")}
-                     for p in profiles],
+        "community_structure": seg_metrics.get("community_structure", "found"),
+        "segments": [{k: p[k] for k in keys if k in p} for p in profiles],
     }
 
 
