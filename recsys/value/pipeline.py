@@ -119,6 +119,8 @@ class CustomerValueResult:
 
 
 def _jsonable(value):
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, (np.floating, float)):
         return None if not np.isfinite(value) else float(value)
     if isinstance(value, (np.integer,)):

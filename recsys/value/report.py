@@ -176,14 +176,13 @@ def plot_segment_actions(segments: pd.DataFrame, top: int = 20) -> str:
     colors = {"retain": "tab:green", "win back": "tab:red", "nurture": "tab:blue", "ignore": "tab:gray"}
     x = np.arange(len(seg))
     ax.bar(x - 0.2, seg["share_of_users"], width=0.4, color="lightgray", label="share of users")
-    ax.bar(x + 0.2, seg["share_of_value"], width=0.4, color=[colors.get(a, "k") for a in seg["suggested_action"]],
-           label="share of expected value (colour = action)")
+    ax.bar(x + 0.2, seg["share_of_value"], width=0.4, color=[colors.get(a, "k") for a in seg["suggested_action"]])
     ax.set_xticks(x)
     ax.set_xticklabels(seg["segment_id"], rotation=60)
     for a, c in colors.items():
         ax.bar([0], [0], color=c, label=a)
     ax.legend(fontsize=8, ncol=3)
-    ax.set_title("segments: size, value and suggested action")
+    ax.set_title("segments: share of users (grey) and of expected value (coloured by suggested action)")
     return _png(fig)
 
 

@@ -32,7 +32,8 @@ def test_every_user_gets_value_influence_and_a_segment(ciao_value, ciao_snapshot
 def test_propensity_beats_the_bgnbd_baseline_on_the_temporal_holdout(ciao_value):
     prop = ciao_value.metrics["propensity"]
     model, base = prop["model"], prop["bgnbd_baseline"]
-    # measured: AUC 0.983 vs 0.928, top-decile precision 0.485 vs 0.430, F1 0.748 vs 0.683
+    # measured: AUC 0.982 vs 0.928, top-decile precision 0.485 vs 0.430 (the stronger recency
+    # baseline: tests/recsys/value/test_value_propensity.py)
     assert model["auc"] > base["auc"]
     assert model["precision_at_top_decile"] >= base["precision_at_top_decile"]
     assert model["f1"] > 0.5 and 0.0 < prop["base_rate"] < 0.2
@@ -59,8 +60,10 @@ def test_clv_holdout_check_compares_predicted_and_actual(ciao_value):
 
 def test_ciao_report_is_generated_with_embedded_plots(ciao_value, tmp_path):
     page = render_report(ciao_value)
-    assert page.count("data:image/png;base64,") == 4
+    assert page.count("data:image/png;base64,") >= 7
     assert "modularity" in page and "AUC" in page
+    assert "reliability diagram" in page and "ECE" in page and "recency only" in page
+    assert "model without graph features" in page and "suggested action" in page
 
 
 def test_write_back_save_load_and_job(ciao_value, ciao_snapshot, tmp_path):
@@ -156,14 +159,16 @@ def test_money_transactions_set_the_value_unit():
 
     tx = pd.DataFrame({"user_id": ["1", "1"], "ts": [1.0e9, 1.1e9], "amount": [9.5, 3.0]})
     out = normalise_transactions(tx)
-    assert list(out.columns) == ["customer_id", "date", "value"] and out["value"].sum() == 12.5
+    assert list(out.columns) == ["customer_id", "date", "value", "line"] and out["value"].sum() == 12.5
+
+    from tests.recsys.value.test_value_transactions import many_customers
 
     snap = synthetic_snapshot()
-    coo = snap.timestamps.tocoo()
-    rng = np.random.default_rng(0)
-    money = pd.DataFrame({"user_id": snap.user_ids[coo.row], "ts": coo.data,
-                          "amount": rng.gamma(4.0, 5.0, coo.nnz)})
-    money = pd.concat([money, pd.DataFrame({"user_id": ["not-a-user"], "ts": [1.6e9], "amount": [1.0]})])
+    # A BG/NBD-like purchase process (random timestamps without drop-out give a degenerate fit,
+    # a ~ 1e-46, which the job now refuses: tests/recsys/value/test_value_transactions.py).
+    money = many_customers(n=29, seed=0)
+    money["user_id"] = [f"u{int(c[1:]):02d}" for c in money["user_id"]]
+    money = pd.concat([money, pd.DataFrame({"user_id": ["not-a-user"], "date": ["2023-06-01"], "amount": [1.0]})])
     result = compute_customer_value(snap, money, value_unit="EUR", with_propensity=False, min_segment_size=3)
     assert result.value_unit == "EUR" and result.metrics["transactions_unknown_user"] == 1
     assert result.metrics["clv"]["method"] == "bgnbd+gammagamma"
