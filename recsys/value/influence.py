@@ -1,4 +1,13 @@
-"""Social influence, measured from the data: structural (PageRank) and behavioural (Goyal et al.).
+"""Social influence, measured from the data and tested before it is used.
+
+* :func:`assess_influence` / :func:`apply_influence` — what weighs customer value and drives
+  cascades: the timestamp-shuffle test and reverse-edge placebo (Anagnostopoulos, Kumar &
+  Mahdian, KDD 2008), empirical-Bayes Beta-Binomial per-user influence, an out-of-time check,
+  and the customer influence value (:func:`customer_influence_value`), used only when all pass
+  (section "influence vs homophily" below; docs/customer-value.md).
+* :func:`pagerank` — structural influence.
+* :func:`learn_influence` — Goyal et al. probabilities, computed at every propensity cut as
+  *features* of the high-value model; they no longer weigh value.
 
 Direction convention: ``snapshot.follows[u, v] = 1`` when u follows v; influence flows the other
 way, from v (the followee) to u (the follower). Every influence matrix here is indexed
@@ -294,23 +303,6 @@ def weighted_cascade(follows: sp.csr_matrix, tau_days: float = float("nan")) -> 
         method="weighted-cascade-fallback", tau_days=float(tau_days),
         stats={"follow_edges": int(fu.size), "note": "no timestamps: probabilities assumed, not measured"},
     )
-
-
-def influence_weighted_value(graph: InfluenceGraph, clv: np.ndarray) -> np.ndarray:
-    """weighted_value(v) = clv(v) + sum over followers u of p_infl(v, u) * clv(u).
-
-    Unit: the CLV's unit (money, or interactions for datasets without prices) over the CLV
-    horizon. The second term is the value v moves in others, one hop deep; a follower's value is
-    credited to each of their influencers, so weighted values must not be summed across users.
-
-    Args:
-        graph: learned influence (``probabilities`` [v, u]).
-        clv: (n,) own CLV.
-    Returns:
-        (n,) float64.
-    """
-    clv = np.asarray(clv, dtype=np.float64)
-    return clv + graph.probabilities @ clv
 
 
 # ============================================================================ influence vs homophily

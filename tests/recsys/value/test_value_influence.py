@@ -17,7 +17,7 @@ from recsys.value.audience import (
     greedy_seeds,
     spread_interval,
 )
-from recsys.value.influence import influence_weighted_value, learn_influence, pagerank, weighted_cascade
+from recsys.value.influence import customer_influence_value, learn_influence, pagerank, weighted_cascade
 
 DAY = 86400.0
 
@@ -135,13 +135,15 @@ def test_celf_returns_the_plain_greedy_seed_set():
     assert expected_spread(worlds, celf) == pytest.approx(sum(celf_gains) + len(celf))  # gains exclude the seeds
 
 
-def test_weighted_value_adds_influence_probability_times_follower_clv(hand_log):
-    g = learn_influence(hand_log, tau_days=30.0, z_margin=0.0)
-    clv = np.array([10.0, 4.0, 2.0])
-    wv = influence_weighted_value(g, clv)
-    a, b = hand_log.user_index("a"), hand_log.user_index("b")
-    assert wv[a] == pytest.approx(clv[a] + g.probabilities[a, b] * clv[b])
-    assert wv[b] == pytest.approx(clv[b])
+def test_customer_influence_value_is_transactions_times_probability_times_follower_value():
+    # a (0) is followed by b (1) and c (2): p(a, b) = 0.5, p(a, c) = 0.1; X(a) = 4 discounted
+    # transactions; m(b) = 3, m(c) = 10 per transaction -> CIV(a) = 4 * (0.5 * 3 + 0.1 * 10) = 10
+    p = sp.csr_matrix((np.array([0.5, 0.1]), (np.array([0, 0]), np.array([1, 2]))), shape=(3, 3))
+    civ = customer_influence_value(p, np.array([8.0, 6.0, 0.0]), np.array([2.0, 3.0, 10.0]),
+                                   np.array([4.0, 2.0, 0.0]))
+    assert civ == pytest.approx([10.0, 0.0, 0.0])
+    with pytest.raises(ValueError):
+        customer_influence_value(p, np.zeros(3), np.zeros(2), np.zeros(3))
 
 
 # ---------------------------------------------------------------------------- influence vs homophily
