@@ -166,3 +166,18 @@ def test_ciao_segments_carry_what_a_marketer_acts_on(ciao_value):
     loyal = users[users["rfm_segment"].isin(["loyal", "champions"])]
     assert ((loyal["T"] - loyal["recency"]) <= 26.0).all()
     assert ciao_value.metrics["segments"]["community_structure_found"]
+
+
+def test_tiny_communities_are_reported_as_no_community_structure():
+    from recsys.value.pipeline import compute_customer_value
+    from recsys.value.report import render_report
+    from tests.recsys.value.test_value_transactions import PSEUDO, many_customers, shop_snapshot
+
+    tx = many_customers(seed=0)
+    snap = shop_snapshot(tuple(sorted(tx["user_id"].unique())))  # two follow edges in all
+    tx["user_id"] = [PSEUDO.user(u) for u in tx["user_id"]]
+    result = compute_customer_value(snap, tx, value_unit="EUR", with_propensity=False, min_segment_size=5)
+    seg = result.metrics["segments"]
+    assert not seg["community_structure_found"] and seg["modularity"] is None
+    assert seg["community_structure"].startswith("no community structure found")
+    assert "no community structure found" in render_report(result)
