@@ -762,7 +762,10 @@ class Neo4jStore(GraphStore):
             tx.run(f"MATCH (n:{label}) WHERE n.dataset = $ds AND n[$vkey] IS NOT NULL SET n += $nulls",
                    ds=self.dataset, vkey=vkey, nulls={vkey: None, version_key: None}).consume()
             written = 0
-            for s in range(0, len(ids), self.batch_size):
+            from graph.progress import progress
+
+            for s in progress(range(0, len(ids), self.batch_size), f"write-back {label}.{name}", unit="rows",
+                              weight=lambda start: min(self.batch_size, len(ids) - start), total=len(ids)):
                 chunk_ids = ids[s : s + self.batch_size].tolist()
                 chunk_vecs = vectors[s : s + self.batch_size].tolist()
                 rows = [{"id": i, "p": {vkey: v, version_key: model_version}} for i, v in zip(chunk_ids, chunk_vecs)]
@@ -859,7 +862,10 @@ class Neo4jStore(GraphStore):
 
         def work(tx):
             written = 0
-            for s in range(0, len(ids), self.batch_size):
+            from graph.progress import progress
+
+            for s in progress(range(0, len(ids), self.batch_size), f"write-back {label} scores", unit="rows",
+                              weight=lambda start: min(self.batch_size, len(ids) - start), total=len(ids)):
                 rows = []
                 for j, node_id in enumerate(ids[s : s + self.batch_size].tolist(), start=s):
                     props = {k: columns[k][j] for k in names}
