@@ -18,6 +18,7 @@ import sys
 import uuid
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import synthetic_snapshot
@@ -27,13 +28,12 @@ pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
 
 def _free_port() -> int:
     for port in range(7699, 7689, -1):
-        for p in (port,):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    continue
-                return p
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     pytest.skip("no free port in 7690..7699 for the test's own Neo4j server")
 
 
@@ -78,12 +78,10 @@ def test_backup_wipe_restore_gives_back_graph_files_and_undelivered_events(own_s
     home, uri, password = own_server
     snap = synthetic_snapshot()
     tables = {
-        "users": __import__("pandas").DataFrame({"user_id": snap.user_ids}),
-        "items": __import__("pandas").DataFrame({"item_id": snap.item_ids, "category": "c"}),
+        "users": pd.DataFrame({"user_id": snap.user_ids}),
+        "items": pd.DataFrame({"item_id": snap.item_ids, "category": "c"}),
     }
     coo = snap.interactions.tocoo()
-    import pandas as pd
-
     tables["interactions"] = pd.DataFrame({"user_id": snap.user_ids[coo.row], "item_id": snap.item_ids[coo.col],
                                            "kind": "play", "value": coo.data.astype(float), "ts": 1.6e9})
     store = Neo4jStore(uri, "neo4j", password, dataset="bk")
