@@ -527,6 +527,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("neo4j", "httpx", "matplotlib", "gensim", "numba"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if getattr(args, "no_progress", False):
+        from graph.progress import set_enabled
+
+        set_enabled(False)
     from etl.errors import EtlInputError
     from recsys.evaluation import ProtocolError
     from recsys.registry import UnknownModelError

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_PSEUDONYM_KEY = "socialrec-demo-key-not-for-production"
@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         retrain_models: models the nightly retrain trains (comma-separated).
         retrain_tune: tune hyper-parameters in the nightly retrain.
         retrain_with_value: also recompute customer value / segments and write them back.
+
+    Secrets from files (Docker/Kubernetes secrets): ``SOCIALREC_NEO4J_PASSWORD_FILE``,
+    ``SOCIALREC_PSEUDONYM_KEY_FILE`` and ``SOCIALREC_API_KEYS_HASHES_FILE`` name a file whose content
+    (one trailing newline stripped) is the value of ``neo4j_password`` / ``pseudonym_key`` /
+    ``api_keys``. Setting both a variable and its ``_FILE`` is a :class:`ConfigError`, and so is an
+    unreadable file. (``SOCIALREC_API_KEYS_FILE`` is the older one-hash-per-line keys file, above.)
     """
 
     model_config = SettingsConfigDict(env_prefix="SOCIALREC_", env_file=".env", extra="ignore")
@@ -79,6 +85,31 @@ class Settings(BaseSettings):
     retrain_models: str = "popular,als,itemcf"
     retrain_tune: bool = True
     retrain_with_value: bool = True
+    # secrets read from files (Docker secrets): *_FILE variables
+    neo4j_password_file: Path | None = None
+    pseudonym_key_file: Path | None = None
+    api_keys_hashes_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _secrets_from_files(self) -> "Settings":
+        for field, file_field in (("neo4j_password", "neo4j_password_file"), ("pseudonym_key", "pseudonym_key_file"),
+                                  ("api_keys", "api_keys_hashes_file")):
+            path = getattr(self, file_field)
+            if path is None:
+                continue
+            variable = f"SOCIALREC_{field.upper()}"
+            if getattr(self, field) is not None:
+                raise ConfigError(f"set {variable} or {variable}_FILE (for api_keys: SOCIALREC_API_KEYS_HASHES_FILE), not both")
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"{variable}_FILE={path}: cannot read it ({exc.strerror})") from None
+            text = text[:-1] if text.endswith("\n") else text
+            text = text[:-1] if text.endswith("\r") else text
+            if not text:
+                raise ConfigError(f"{variable}_FILE={path} is empty")
+            setattr(self, field, SecretStr(text))
+        return self
 
     def resolved_pseudonym_key(self) -> bytes:
         """The HMAC key for user-id pseudonyms.

@@ -55,6 +55,15 @@ WRITE_BACK_LABELS = ("User", "Item", "Segment", "Category")
 RESERVED_PROPERTIES = frozenset({"dataset", "id", "stub", "key", "kind", "name"})
 #: bookkeeping labels (not part of the analyst's graph).
 CHECKPOINT_LABEL, JOB_LABEL, META_LABEL = "LoadCheckpoint", "LoadJob", "StoreMeta"
+#: Relationship types and property keys of the graph model that :meth:`Neo4jStore.ensure_schema`
+#: registers in the database's token store even before any data uses them, so that Cypher over a
+#: dataset without, e.g., purchases (Ciao) or before the first write-back runs without
+#: "... does not exist" notifications (Neo4j warns about unknown tokens, never about absent data).
+SCHEMA_REL_TYPES = ("FOLLOWS", "RATED", "PURCHASED", "INTERACTED", "WROTE", "REVIEWS", "IN_CATEGORY", "IN_SEGMENT")
+SCHEMA_PROPERTY_KEYS = ("value", "ts", "rating", "helpfulness", "text", "category", "title", "brand",
+                        "clv", "influence", "pagerank", "weighted_value", "churn_risk", "p_alive",
+                        "propensity", "rfm_segment", "popularity", "top_items", "label", "size",
+                        "als_embedding")
 #: load order: nodes before the relationships that reference them.
 LOAD_ORDER = ("users", "items", "reviews", "follows", "interactions")
 DEFAULT_BATCH_SIZE = 10_000
@@ -224,6 +233,14 @@ class Neo4jStore(GraphStore):
                     if "EquivalentSchemaRuleAlreadyExists" not in (exc.code or "") and "already exists" not in str(exc):
                         raise StoreError(f"neo4j schema statement failed: {stmt}: {exc}") from exc
             session.run("CALL db.awaitIndexes(300)").consume()
+            # register the model's tokens: a throw-away node with every property and relationship
+            # type, deleted in the same transaction (tokens outlive the data that created them)
+            rels = ", ".join(f"(m)-[:{t}]->(m)" for t in SCHEMA_REL_TYPES)
+            session.run(
+                f"CREATE (m:{META_LABEL} {{dataset: '__schema__', key: randomUUID()}}) SET m += $props "
+                f"CREATE {rels} WITH m DETACH DELETE m",
+                props={k: 0 for k in SCHEMA_PROPERTY_KEYS},
+            ).consume()
 
     def close(self) -> None:
         if not self._closed:
@@ -745,7 +762,10 @@ class Neo4jStore(GraphStore):
             tx.run(f"MATCH (n:{label}) WHERE n.dataset = $ds AND n[$vkey] IS NOT NULL SET n += $nulls",
                    ds=self.dataset, vkey=vkey, nulls={vkey: None, version_key: None}).consume()
             written = 0
-            for s in range(0, len(ids), self.batch_size):
+            from graph.progress import progress
+
+            for s in progress(range(0, len(ids), self.batch_size), f"write-back {label}.{name}", unit="rows",
+                              weight=lambda start: min(self.batch_size, len(ids) - start), total=len(ids)):
                 chunk_ids = ids[s : s + self.batch_size].tolist()
                 chunk_vecs = vectors[s : s + self.batch_size].tolist()
                 rows = [{"id": i, "p": {vkey: v, version_key: model_version}} for i, v in zip(chunk_ids, chunk_vecs)]
@@ -842,7 +862,10 @@ class Neo4jStore(GraphStore):
 
         def work(tx):
             written = 0
-            for s in range(0, len(ids), self.batch_size):
+            from graph.progress import progress
+
+            for s in progress(range(0, len(ids), self.batch_size), f"write-back {label} scores", unit="rows",
+                              weight=lambda start: min(self.batch_size, len(ids) - start), total=len(ids)):
                 rows = []
                 for j, node_id in enumerate(ids[s : s + self.batch_size].tolist(), start=s):
                     props = {k: columns[k][j] for k in names}

@@ -244,7 +244,9 @@ def tune(
         return {**grid[0], **(fixed or {})}, []
     tune_snap = snapshot.with_interactions(split.tune_train)
     trials = []
-    for params in grid:
+    from graph.progress import progress
+
+    for params in progress(grid, f"tune {name} (validation grid)", unit="fits"):
         params = {**params, **(fixed or {})}
         t0 = time.perf_counter()
         model = build_model(name, **params).fit(tune_snap)

@@ -159,8 +159,8 @@ def write_back_models(store, snapshot, models: dict, serving_model: str, version
     """Write embeddings and scores of a version back to the store.
 
     Writes ``<model>_embedding`` vectors for users and items of every model that has them,
-    per-item ``popularity`` and per-user ``top_items`` (JSON list of the serving model's top-k
-    item ids, seen filtered) as scores.
+    per-item ``popularity`` and per-user ``top_items`` (a list property: the serving model's top-k
+    item ids, best first, seen filtered) as scores.
 
     Returns:
         ``{"vectors": {name: n_nodes}, "scores": {"Item": n, "User": n}}``.
@@ -174,7 +174,9 @@ def write_back_models(store, snapshot, models: dict, serving_model: str, version
     out["scores"]["Item"] = store.write_scores("Item", snapshot.item_ids, {"popularity": popularity}, version_tag)
     if snapshot.n_users:
         idx, _ = models[serving_model].recommend(np.arange(snapshot.n_users), k=k, exclude_seen=True)
-        tops = np.array([json.dumps([str(snapshot.item_ids[j]) for j in row if j >= 0]) for row in idx], dtype=object)
+        tops = np.empty(len(idx), dtype=object)  # one list per user (a Neo4j list property), never 2-D
+        for u, row in enumerate(idx):
+            tops[u] = [str(snapshot.item_ids[j]) for j in row if j >= 0]
         out["scores"]["User"] = store.write_scores("User", snapshot.user_ids, {"top_items": tops}, version_tag)
     return out
 

@@ -66,3 +66,24 @@ def lastfm_snapshot(shared_data_dir, tmp_path_factory) -> Snapshot:
     store = EmbeddedStore(home / "store", "lastfm-hetrec2011")
     run_etl("lastfm-hetrec2011", store, shared_data_dir, home / "cache", b"test-key", home / "quarantine", progress=False)
     return store.snapshot()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium (Selenium WebDriver) shared by every browser test of the run.
+
+    Skips on a machine without Chromium, but fails in CI (``SOCIALREC_CI=1``, set by ``.ci/run``,
+    which installs Chromium), so the browser tests always run there.
+    """
+    from tests.browser import BrowserUnavailable, chromium as start
+
+    try:
+        driver = start()
+    except BrowserUnavailable as exc:
+        if os.environ.get("SOCIALREC_CI"):
+            pytest.fail(f"CI must run the browser tests: {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -4,13 +4,15 @@ import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 
 import org.neo4j.dbms.api.DatabaseManagementService;
-import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
 import org.neo4j.graphdb.GraphDatabaseService;
-import org.neo4j.logging.Level;
-import org.neo4j.logging.log4j.Log4jLogProvider;
+import org.neo4j.server.CommunityBootstrapper;
 
 /**
- * A real Neo4j Community DBMS with its Bolt connector, run from the Maven jars.
+ * A real Neo4j Community server (Bolt, and HTTP with Neo4j Browser when enabled), run from the Maven jars.
+ *
+ * <p>The server is Neo4j's own {@link CommunityBootstrapper} (what {@code neo4j console} runs), so
+ * every connector of {@code neo4j.conf} works as in a tarball install: Bolt, the HTTP API and, with
+ * the {@code org.neo4j.client:neo4j-browser} jar on the classpath, Neo4j Browser at {@code /browser/}.
  *
  * <p>Started by {@code graph/neo4j_server.py}: {@code java <jvm opts> -cp <classes>:<jars> Launcher HOME}.
  * HOME holds {@code conf/neo4j.conf} (written by the Python side: Bolt address, page cache,
@@ -43,15 +45,17 @@ public final class Launcher {
         }
 
         long t0 = System.nanoTime();
-        DatabaseManagementService service = new DatabaseManagementServiceBuilder(home)
-                .loadPropertiesFromFile(conf)
-                .setUserLogProvider(new Log4jLogProvider(System.out, Level.INFO))
-                .build();
+        CommunityBootstrapper server = new CommunityBootstrapper();
+        int code = server.start(home, conf, Map.of(), false, false);
+        if (code != 0) {
+            System.err.println("SOCIALREC-NEO4J FAILED with code " + code);
+            System.exit(code);
+        }
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             System.out.println("SOCIALREC-NEO4J STOPPING");
             try {
-                service.shutdown();
+                server.stop();
             } finally {
                 System.out.println("SOCIALREC-NEO4J STOPPED");
                 System.out.flush();
@@ -59,6 +63,7 @@ public final class Launcher {
             }
         }, "socialrec-neo4j-shutdown"));
 
+        DatabaseManagementService service = server.getDatabaseManagementService();
         setPassword(service.database("system"), password);
         long ms = (System.nanoTime() - t0) / 1_000_000;
         System.out.println("SOCIALREC-NEO4J READY in " + ms + " ms");

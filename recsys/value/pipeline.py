@@ -648,19 +648,62 @@ SCORE_COLUMNS = ("clv", "influence", "pagerank", "weighted_value", "churn_risk",
 
 
 def segment_properties(segments: pd.DataFrame) -> pd.DataFrame:
-    """Segment profiles as scalar node properties (lists as JSON strings), keyed ``segment_id``."""
+    """Segment profiles as node properties, keyed ``segment_id``: scalars, lists of primitives
+    (Neo4j list properties, queried without APOC) and a readable ``label``.
+
+    ``top_categories`` (category names, best first) with ``top_category_shares`` beside it,
+    ``top_influencers`` (user pseudonyms, best first) with ``top_influencer_scores``, and
+    ``label`` (:func:`segment_label`, e.g. ``"Books / Music · high value"``).
+    """
+    tiers = _value_tiers(segments["mean_value"].to_numpy(np.float64))
     return pd.DataFrame({
         "segment_id": segments["segment_id"].astype(str).to_numpy(),
+        "label": [segment_label(cats, tier, churn) for cats, tier, churn in
+                  zip(segments["top_categories"], tiers, segments["churn_risk_share"])],
         "size": segments["size"].to_numpy(np.int64),
         "total_value": segments["total_value"].to_numpy(np.float64),
         "mean_value": segments["mean_value"].to_numpy(np.float64),
         "churn_risk_share": segments["churn_risk_share"].astype(np.float64).to_numpy(),
-        "top_categories": [json.dumps(_jsonable(v)) for v in segments["top_categories"]],
-        "top_influencers": [json.dumps(_jsonable(v)) for v in segments["top_influencers"]],
+        "top_categories": _object_column([[str(c["category"]) for c in v] for v in segments["top_categories"]]),
+        "top_category_shares": _object_column([[float(c["share"]) for c in v] for v in segments["top_categories"]]),
+        "top_influencers": _object_column([[str(c["user_id"]) for c in v] for v in segments["top_influencers"]]),
+        "top_influencer_scores": _object_column([[float(c["influence"]) for c in v] for v in segments["top_influencers"]]),
         **{c: segments[c].astype(t).to_numpy() for c, t in (
             ("share_of_value", np.float64), ("share_active_13w", np.float64), ("median_recency_weeks", np.float64),
             ("detected_influencers", np.int64), ("suggested_action", str)) if c in segments},
     })
+
+
+def _object_column(values: list) -> np.ndarray:
+    """A (n,) object array holding one Python list per row (never a 2-D array)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
+def _value_tiers(mean_value: np.ndarray) -> list[str]:
+    """``high`` / ``mid`` / ``low`` value by the rank of each segment's mean value (thirds)."""
+    n = len(mean_value)
+    if n == 0:
+        return []
+    order = np.argsort(-np.nan_to_num(mean_value, nan=-np.inf), kind="stable")
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    return ["high" if r < n / 3 else "mid" if r < 2 * n / 3 else "low" for r in rank]
+
+
+def segment_label(top_categories: list, tier: str, churn_risk_share: float | None = None) -> str:
+    """A readable segment name from its profile: its top two categories, its value tier and an
+    "at risk" mark when most members with a history are at churn risk.
+
+    Example: ``"Books / Music · high value"``, ``"no category · low value · at risk"``.
+    """
+    names = [str(c["category"]) for c in top_categories[:2]] if top_categories else []
+    parts = [" / ".join(names) if names else "no category", f"{tier} value"]
+    if churn_risk_share is not None and churn_risk_share == churn_risk_share and churn_risk_share > 0.5:
+        parts.append("at risk")
+    return " · ".join(parts)
 
 
 def write_back(result: CustomerValueResult, store, model_version: str) -> dict:

@@ -277,3 +277,118 @@ def test_gds_pagerank_session_ranks_like_networkx(graph):
     nx_top = sorted(pr, key=lambda u: -pr[u])[:10]
     assert len(top) == 10
     assert len({r["user_id"] for r in top} & set(nx_top)) >= 7
+
+
+# ---------------------------------------------------------------------------- Neo4j Browser
+def browser_url(uri: str) -> str | None:
+    """Neo4j Browser of the server at Bolt ``uri``: ``SOCIALREC_NEO4J_BROWSER_URL``, else the
+    local server's convention (HTTP port = Bolt port - 213) when its discovery document names
+    this Bolt address; None when there is no HTTP connector."""
+    import json
+    import os
+    import urllib.request
+    from urllib.parse import urlparse
+
+    if os.environ.get("SOCIALREC_NEO4J_BROWSER_URL"):
+        return os.environ["SOCIALREC_NEO4J_BROWSER_URL"]
+    bolt = urlparse(uri)
+    base = f"http://{bolt.hostname}:{bolt.port - 213}"
+    try:
+        with urllib.request.urlopen(base + "/", timeout=5) as resp:
+            doc = json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+    return base + "/browser/" if doc.get("bolt_direct", "").endswith(f":{bolt.port}") else None
+
+
+def _cypher_literal(text: str) -> str:
+    """A Cypher string literal for ``text`` using only characters an editor will not auto-close."""
+    escaped = {"'": "\\'", '"': '\\"', "\\": "\\\\"}
+    return "'" + "".join(c if c.isalnum() or c in "-_ " else escaped.get(c) or f"\\u{ord(c):04x}" for c in text) + "'"
+
+
+def test_neo4j_browser_runs_a_cookbook_query_and_shows_its_rows(graph, neo4j_conn, chromium):
+    """Neo4j Browser (served by the local server's HTTP connector) in headless Chromium: connect,
+    set ``$ds``, run Q8, and the rendered table holds the pandas answer, in order."""
+    import os
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.browser import screenshot
+
+    store, tables, wb = graph
+    uri, user, password = neo4j_conn
+    url = browser_url(uri)
+    if url is None:
+        if os.environ.get("SOCIALREC_CI"):
+            pytest.fail(f"no Neo4j Browser beside {uri}: the local server must serve it in CI")
+        pytest.skip(f"the server at {uri} has no HTTP connector (an older local server?)")
+    driver, wait = chromium, WebDriverWait(chromium, 90)
+    driver.get(f"{url}?dbms={uri.replace('://', '://' + user + '@')}&db=neo4j")
+    try:
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=password]").is_displayed())
+        driver.find_element(By.CSS_SELECTOR, "[data-testid=password]").send_keys(password)
+        driver.find_element(By.CSS_SELECTOR, "[data-testid=connect]").click()
+        wait.until(lambda d: "You are connected as user" in d.find_element(By.CSS_SELECTOR, "[data-testid=stream]").text)
+
+        def run(command: str, done):
+            before = len(driver.find_elements(By.CSS_SELECTOR, "[data-testid=frame]"))
+            driver.find_element(By.CSS_SELECTOR, "[data-testid=activeEditor] textarea").send_keys(command)
+            driver.find_element(By.CSS_SELECTOR, "[data-testid=editor-Run]").click()
+            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-testid=frame]")) > before)
+            frame = driver.find_elements(By.CSS_SELECTOR, "[data-testid=frame]")[0]
+            wait.until(lambda d: done(frame))
+            return frame
+
+        run(f":param ds => {_cypher_literal(store.dataset)}", lambda f: "Successfully set your parameters" in f.text)
+        frame = run(" ".join(QUERIES[8].split()), lambda f: f.find_elements(By.CSS_SELECTOR, "table tbody tr")
+                    or "ERROR" in f.text)
+        # the first column is the Browser's row number
+        header = [th.get_attribute("textContent").strip() for th in frame.find_elements(By.CSS_SELECTOR, "table thead th")][1:]
+        rows = [[td.get_attribute("textContent").strip() for td in tr.find_elements(By.TAG_NAME, "td")][1:]
+                for tr in frame.find_elements(By.CSS_SELECTOR, "table tbody tr")]
+    finally:
+        shot = screenshot(driver, "neo4j-browser-q8")
+    expected = EXPECTED[8](tables, wb, _params(tables))
+    assert header == ["user_id", "followers", "following", "interactions"], (header, shot)
+    got = [[c.strip('"') for c in row] for row in rows]
+    assert got == [[str(r[k]) for k in header] for r in expected], f"see {shot}"
+    assert shot.stat().st_size > 10_000
+
+
+def test_cypher_shell_runs_a_cookbook_query(graph, neo4j_conn):
+    """Neo4j's published cypher-shell (``python -m graph.neo4j_server shell``) runs Q8 with
+    ``$ds`` as a parameter; the password travels in the environment, not on the command line."""
+    import os
+    import subprocess
+    import sys
+
+    store, tables, wb = graph
+    uri, user, password = neo4j_conn
+    env = dict(os.environ, SOCIALREC_NEO4J_URI=uri, SOCIALREC_NEO4J_USER=user, SOCIALREC_NEO4J_PASSWORD=password)
+    cmd = [sys.executable, "-m", "graph.neo4j_server", "shell", "--", "--format", "plain",
+           "--param", f"ds => {_cypher_literal(store.dataset)}", QUERIES[8]]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "user_id, followers, following, interactions"
+    expected = EXPECTED[8](tables, wb, _params(tables))
+    assert lines[1:] == [f'"{e["user_id"]}", {e["followers"]}, {e["following"]}, {e["interactions"]}' for e in expected]
+    assert password not in " ".join(cmd)
+
+
+def test_cookbook_queries_raise_no_warnings(graph):
+    """No "relationship type / property does not exist" (or any other) warning for an analyst: the
+    store registers the graph model's tokens, whatever the dataset lacks (Ciao has no purchases)."""
+    store, tables, _ = graph
+    params = _params(tables)
+    noisy = {}
+    with store._driver.session() as session:  # noqa: SLF001 - notifications need the raw result
+        for n, query in sorted(QUERIES.items()):
+            summary = session.run(query, ds=store.dataset, **params).consume()
+            warnings = [s.status_description for s in summary.gql_status_objects
+                        if s.is_notification and str(s.severity).endswith("WARNING")]
+            if warnings:
+                noisy[n] = warnings
+    assert not noisy

@@ -54,7 +54,7 @@ def test_first_run_promotes_and_writes_back(home):
     ids, vecs, tag = store.read_vectors("User", "als_embedding")
     assert len(ids) == vecs.shape[0] > 0 and tag.startswith(version)
     scores = store.read_scores("User")
-    assert "top_items" in scores and len(json.loads(scores["top_items"].iloc[0])) == 10
+    assert "top_items" in scores and len(list(scores["top_items"].iloc[0])) == 10
     assert read_status(home)["state"] == "promoted"
 
 

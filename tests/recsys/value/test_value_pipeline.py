@@ -98,7 +98,13 @@ def test_store_with_write_segments_gets_segments_through_it(ciao_value, tmp_path
     assert len(calls["assignments"]) == len(ciao_value.users)
     seg = calls["segments"]
     assert seg["segment_id"].tolist() == ciao_value.segments["segment_id"].tolist()
-    assert all(seg[c].map(lambda v: isinstance(v, (str, int, float))).all() for c in seg.columns)  # scalar properties
+    def neo4j_property(v):  # a scalar or a list of scalars (Neo4j list property), never a JSON string
+        if isinstance(v, list):
+            return all(isinstance(x, (str, int, float)) for x in v)
+        return isinstance(v, (str, int, float)) and not (isinstance(v, str) and v.startswith(("[", "{")))
+
+    assert all(seg[c].map(neo4j_property).all() for c in seg.columns)
+    assert "label" in seg.columns
     assert "segment" not in store.read_scores("User").columns
 
 
