@@ -44,7 +44,7 @@ from recsys.serving import ItemNotFoundError, RecommendationService
 
 log = logging.getLogger(__name__)
 MAX_K = 100
-from etl.validate import ID_PATTERN  # noqa: E402 - the ETL's id rule, so every loaded id can be served
+from etl.validate import ID_PATTERN, canonical_id  # noqa: E402 - the ETL's id rule, so every loaded id can be served
 CATEGORY_PATTERN = r"^[^\x00-\x1f]{1,200}$"
 MAX_FILTER_VALUES = 100
 CANDIDATES = 200  # per-user candidate list precomputed at load (RecommendationService.warm)
@@ -77,8 +77,11 @@ class AppState:
         """Replace the serving service in one reference assignment.
 
         Live-event state of the old service (items users interacted with since its snapshot) is
-        carried over, so a swap never makes a just-bought item reappear.
+        carried over, so a swap never makes a just-bought item reappear; users and items
+        registered online that the new version does not know are re-applied from the journal
+        (:func:`recsys.events.restore_registrations`) before it serves.
         """
+        _restore_registrations(service, self.events)
         with self.lock:
             old = self.service
             if old is not None and hasattr(old, "_recent") and hasattr(service, "_recent"):
@@ -312,7 +315,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         return Response(body, media_type=content_type)
 
     @app.get(
-        "/v1/users/{user_id}/recommendations",
+        "/v1/users/{user_id:path}/recommendations",
         tags=["recommendations"],
         dependencies=storefront,
         responses={**auth_errors, 503: {"content": {PROBLEM_JSON: {}}}},
@@ -329,6 +332,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     ) -> dict:
         """Top-k items for a user with reasons; unknown users get ``strategy: popular_fallback``."""
         _check_values("exclude_items", exclude_items, ID_PATTERN)
+        if exclude_items:
+            exclude_items = [canonical_id(i) for i in exclude_items]
         _check_values("categories", categories, CATEGORY_PATTERN)
         _check_values("exclude_categories", exclude_categories, CATEGORY_PATTERN)
         filters = {}
@@ -345,7 +350,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         return JSONResponse(service.recommend(user_id, k=k, exclude_items=exclude_items, **filters))
 
     @app.get(
-        "/v1/items/{item_id}/similar",
+        "/v1/items/{item_id:path}/similar",
         tags=["recommendations"],
         dependencies=storefront,
         responses={**auth_errors, 404: {"content": {PROBLEM_JSON: {}}}, 503: {"content": {PROBLEM_JSON: {}}}},
@@ -356,6 +361,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         k: K = 10,
     ) -> dict:
         """Items similar to an item."""
+        item_id = canonical_id(item_id)
         try:
             return service.similar(item_id, k=k)
         except ItemNotFoundError:
@@ -424,7 +430,21 @@ def _start_events(settings: Settings, state: AppState, metrics: ServingMetrics):
         log.error("event queue unavailable (%s); POST /v1/events answers 503", exc)
         return None
     state.events = ctx
+    if state.service is not None:
+        _restore_registrations(state.service, ctx)
     return ctx
+
+
+def _restore_registrations(service, events) -> None:
+    """Re-apply journalled registrations to a service about to serve (never fails the load)."""
+    if events is None or service is None:
+        return
+    from recsys.events import restore_registrations
+
+    try:
+        restore_registrations(service, events.queue)
+    except Exception as exc:  # noqa: BLE001 - serving the version matters more; logged
+        log.warning("could not restore registrations from the journal: %s", exc)
 
 
 def _include_optional_routers(app: FastAPI, get_state, require=None) -> None:

@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.problems import PROBLEM_JSON
 
 log = logging.getLogger(__name__)
 
-from etl.validate import ID_PATTERN  # noqa: E402 - the ETL's id rule, so every loaded id can be served
+from etl.validate import ID_PATTERN, canonical_id  # noqa: E402 - the ETL's id rule, so every loaded id can be served
 IDEMPOTENCY_PATTERN = r"^[A-Za-z0-9_.:\-]{8,128}$"
 SCHEMA_MAX_EVENTS = 10_000  # hard ceiling in the schema; the configured max_batch_events applies below it
 INTERACTION_KINDS = ("rating", "purchase", "play", "view")
@@ -58,6 +58,11 @@ class Event(BaseModel):
                                 description="rating, play count or quantity (default 1)")
     ts: float | None = Field(default=None, ge=0, le=MAX_TS, allow_inf_nan=False,
                              description="Unix seconds (default: when the server received it)")
+
+    @field_validator("item_id")
+    @classmethod
+    def _canonical_item(cls, v: str | None) -> str | None:
+        return canonical_id(v) if v is not None else None
 
     @model_validator(mode="after")
     def _shape(self) -> "Event":

@@ -59,7 +59,7 @@ Pseudonymise = Annotated[Callable[[str], str], Depends(get_pseudonymise)]
 _ERRORS = {404: {"content": {PROBLEM_JSON: {}}}, 503: {"content": {PROBLEM_JSON: {}}}}
 
 
-@router.get("/v1/users/{user_id}/value", responses=_ERRORS)
+@router.get("/v1/users/{user_id:path}/value", responses=_ERRORS)
 def user_value(
     result: ValueState,
     pseudonymise: Pseudonymise,
