@@ -23,18 +23,53 @@ def item_label(snapshot: Snapshot, item_idx: int, max_len: int = 40) -> str:
     return item_id
 
 
-def _item_similarity(model: Recommender, history: np.ndarray, item_idx: int) -> np.ndarray | None:
-    """Similarity of ``item_idx`` to each item of ``history`` (m,), or None if the model has none."""
+def _item_similarity(model: Recommender, history: np.ndarray, item_idx) -> np.ndarray | None:
+    """Similarity of each item of ``item_idx`` to each item of ``history``, or None if the model has none.
+
+    Args:
+        model: the ranking model (``similarity_`` (n_items, n_items) sparse, or item embeddings).
+        history: (m,) int item indices the user interacted with.
+        item_idx: int or (k,) int item indices.
+    Returns:
+        (m, k) float array — cosine of the item embeddings, or the model's own similarity
+        (for an int ``item_idx``: (m,)). One matrix product per request, not one per item.
+    """
+    items = np.atleast_1d(np.asarray(item_idx, dtype=np.int64))
     sim = getattr(model, "similarity_", None)
     if sim is not None:
-        return np.asarray(sim[history][:, item_idx].todense()).ravel()
-    emb = model.item_embeddings()
-    if emb is None:
-        return None
-    target = emb[item_idx]
-    hist = emb[history]
-    denom = np.linalg.norm(hist, axis=1) * max(np.linalg.norm(target), 1e-12)
-    return (hist @ target) / np.maximum(denom, 1e-12)
+        out = np.asarray(sim[history][:, items].todense(), dtype=np.float64)
+    else:
+        emb = model.item_embeddings()
+        if emb is None:
+            return None
+        hist, target = emb[history], emb[items]
+        denom = np.linalg.norm(hist, axis=1)[:, None] * np.maximum(np.linalg.norm(target, axis=1), 1e-12)[None, :]
+        out = (hist @ target.T) / np.maximum(denom, 1e-12)
+    return out[:, 0] if np.ndim(item_idx) == 0 else out
+
+
+def _followee_counts(interactions, followees: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """(k,) int: how many of ``followees`` interacted (value > 0) with each of ``items``.
+
+    Gathers only the followees' CSR rows (O(their interactions)), instead of a dense
+    (n_items,) column sum per request.
+    """
+    indptr = interactions.indptr
+    followees = np.asarray(followees, dtype=np.int64)
+    starts, lens = indptr[followees], indptr[followees + 1] - indptr[followees]
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(len(items), dtype=np.int64)
+    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(total)
+    cols = interactions.indices[offsets][interactions.data[offsets] > 0]
+    cols.sort()
+    items = np.asarray(items, dtype=cols.dtype)
+    return np.searchsorted(cols, items, "right") - np.searchsorted(cols, items, "left")
+
+
+def _row(m, i: int) -> np.ndarray:
+    """Column indices of row ``i`` of a CSR matrix (a view; no sparse slicing)."""
+    return m.indices[m.indptr[i]: m.indptr[i + 1]]
 
 
 def reasons_for(
@@ -65,8 +100,10 @@ def reasons_for(
     """
     inter = snapshot.interactions
     if followees is None:
-        followees = snapshot.follows[user_idx].indices if user_idx is not None else np.array([], dtype=np.int64)
-    history = inter[user_idx].indices if user_idx is not None else np.array([], dtype=np.int64)
+        followees = _row(snapshot.follows, user_idx) if user_idx is not None else np.array([], dtype=np.int64)
+    history = _row(inter, user_idx) if user_idx is not None else np.array([], dtype=np.int64)
+    item_idx = np.asarray(item_idx).ravel()
+    valid = item_idx[item_idx >= 0]
     fav_cats: set[int] = set()
     if history.size:
         cats = snapshot.item_category[history]
@@ -74,9 +111,16 @@ def reasons_for(
         if cats.size:
             values, counts = np.unique(cats, return_counts=True)
             fav_cats = set(values[np.argsort(-counts)[:2]].tolist())
-    social = None
-    if followees.size:
-        social = np.asarray((inter[followees] > 0).sum(axis=0)).ravel()
+    social = {}
+    if followees.size and valid.size:
+        social = dict(zip(valid.tolist(), _followee_counts(inter, followees, valid).tolist()))
+    best_similar = {}
+    if history.size and valid.size:
+        sims = _item_similarity(model, history, valid)
+        if sims is not None and sims.size:
+            sims = np.where(np.isnan(sims), -np.inf, sims)
+            pos, top = np.argmax(sims, axis=0), np.max(sims, axis=0)
+            best_similar = {j: int(history[p]) for j, p, t in zip(valid.tolist(), pos.tolist(), top.tolist()) if t > 0}
     if popularity is None:
         popularity = np.diff(inter.tocsc().indptr)
     if popularity_cut is None:
@@ -84,20 +128,16 @@ def reasons_for(
     pop_rank_cut = popularity_cut
 
     out: list[list[str]] = []
-    for j in np.asarray(item_idx).ravel():
-        j = int(j)
+    for j in item_idx.tolist():
         if j < 0:
             out.append([])
             continue
         reasons: list[str] = []
-        if social is not None and social[j] > 0:
+        if social.get(j, 0) > 0:
             n = int(social[j])
             reasons.append(f"{n} {'person' if n == 1 else 'people'} you follow interacted with this")
-        if history.size:
-            sims = _item_similarity(model, history, j)
-            if sims is not None and sims.size and np.nanmax(sims) > 0:
-                best = int(history[int(np.nanargmax(sims))])
-                reasons.append(f"similar to {item_label(snapshot, best)}, which you interacted with")
+        if j in best_similar:
+            reasons.append(f"similar to {item_label(snapshot, best_similar[j])}, which you interacted with")
         cat = int(snapshot.item_category[j]) if snapshot.item_category.size else -1
         if cat >= 0 and cat in fav_cats:
             reasons.append(f"in {snapshot.categories[cat]}, one of your most frequent categories")
