@@ -120,6 +120,8 @@ class EventQueue:
         self._db.execute("PRAGMA busy_timeout=30000")
         with self._lock:
             self._db.executescript(_SCHEMA)
+        #: callbacks run after a new batch is committed (``api.follower`` bumps the shared head)
+        self.on_enqueued: list[Callable[[], None]] = []
 
     def close(self) -> None:
         """Close the connection. Safe to call twice."""
@@ -173,7 +175,22 @@ class EventQueue:
                 "INSERT INTO rows (idem_key, pos, table_name, row_json) VALUES (?, ?, ?, ?)",
                 [(idem_key, i, t, json.dumps(r, sort_keys=True, default=str)) for i, (t, r) in enumerate(rows)],
             )
+        for callback in self.on_enqueued:
+            callback()
         return EnqueueResult(duplicate=False, rows=len(rows))
+
+    def rows_since(self, seq: int, limit: int = 10_000) -> list[tuple[int, str, str, dict]]:
+        """Journal rows after ``seq`` (delivered or not), oldest first: ``[(seq, idem_key, table, row)]``.
+        What a server worker follows to apply the batches other workers received."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT seq, idem_key, table_name, row_json FROM rows WHERE seq > ? ORDER BY seq LIMIT ?", (int(seq), int(limit)))
+            return [(int(s), k, t, json.loads(j)) for s, k, t, j in cur.fetchall()]
+
+    def last_seq(self) -> int:
+        """The newest row's ``seq`` (0 for an empty journal)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM rows").fetchone()[0])
 
     def pending(self, limit: int = 1000) -> list[tuple[int, str, dict]]:
         """Undelivered rows, oldest first: ``[(seq, table, row), ...]``."""

@@ -101,6 +101,7 @@ class EventsContext:
     state: object
     metrics: object | None
     max_batch: int
+    follower: object | None = None  # api.follower.JournalFollower: applies every worker's batches here
 
     @classmethod
     def open(cls, settings, state, metrics=None) -> "EventsContext":
@@ -122,6 +123,8 @@ class EventsContext:
         return cls(queue, replayer, state, metrics, settings.max_batch_events)
 
     def close(self) -> None:
+        if self.follower is not None:
+            self.follower.close()
         self.replayer.stop()
         self.queue.close()
 
@@ -241,7 +244,10 @@ def post_events(
     except IdempotencyConflict as exc:
         raise HTTPException(409, str(exc)) from None
     if not result.duplicate:
-        fold_in_events(state.service, batch)
+        if ctx.follower is not None:  # from the journal, like every other worker (api.follower)
+            ctx.follower.catch_up()
+        else:
+            fold_in_events(state.service, batch)
         if ctx.metrics is not None:
             ctx.metrics.events_accepted.inc(len(rows))
         ctx.replayer.kick()
