@@ -298,6 +298,9 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         service = state.service
         if service is None:
             raise HTTPException(503, "no model version loaded")
+        if getattr(service, "unhealthy", None):
+            raise HTTPException(503, f"model version {service.model_version} is unhealthy: non-finite vectors "
+                                     f"{service.unhealthy}; affected users get popular_fallback until a healthy version is promoted")
         out = {"status": "ready", "model_version": service.model_version, "dataset": service.snapshot.dataset}
         events = state.events
         if events is not None:

@@ -19,6 +19,7 @@ from api.settings import Settings
 log = logging.getLogger("socialrec")
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_REJECTED = 3  # `retrain --fail-on-reject`: the quality gate kept the old version
 
 
 class BadInput(ValueError):
@@ -160,7 +161,14 @@ def _train(settings: Settings, dataset: str, models: list[str], store_kind, tune
     finally:
         store.close()
     if promote_it:
+        from recsys.retrain import activate_write_back
+
         promote(settings.home, snapshot.dataset, path.name)
+        store = _open_store(settings, dataset, store_kind)
+        try:
+            written["activated"] = activate_write_back(store, path.name)
+        finally:
+            store.close()
     return {
         "dataset": dataset,
         "version": path.name,
@@ -248,6 +256,8 @@ def cmd_retrain(args) -> int:
         )
     except RetrainLocked as exc:
         print(f"socialrec: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):  # --json promises one object on stdout, failures included
+            sys.stdout.write(json.dumps({"dataset": dataset, "state": "locked", "promoted": False, "error": str(exc)}) + "\n")
         return EXIT_FAILURE
     except Exception as exc:  # noqa: BLE001 - report the failure in the --json shape too
         _emit(args, {"dataset": dataset, "state": "failed", "promoted": False, "error": f"{type(exc).__name__}: {exc}"},
@@ -257,6 +267,8 @@ def cmd_retrain(args) -> int:
     human = (f"retrain {dataset}: {report['state']} (version {report.get('version')}, previous {report.get('previous')}); "
              f"gate: {gate.get('reason')}")
     _emit(args, report, human)
+    if report.get("state") == "rejected" and getattr(args, "fail_on_reject", False):
+        return EXIT_REJECTED
     return EXIT_OK
 
 
@@ -435,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-tune", action="store_true", help="default hyper-parameters")
     s.add_argument("--no-value", action="store_true", help="skip customer value / segments write-back")
     s.add_argument("--pause-at", default=None, help=argparse.SUPPRESS)  # tests: sleep at a step to be killed there
+    s.add_argument("--fail-on-reject", action="store_true",
+                   help="exit 3 when the quality gate rejects the candidate (for schedulers); default exit 0")
     common(s)
     s.set_defaults(func=cmd_retrain)
 

@@ -50,6 +50,31 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 NODE_LABELS = ("User", "Item", "Category", "Review", "Segment")
 
 
+SLOT_SEPARATOR = "__"
+
+
+def version_slot(version: str) -> str:
+    """The write-back slot of a model version id: ``v`` + the id with non-alphanumerics as ``_``
+    (``20261130T071502Z-3f9a`` -> ``v20261130T071502Z_3f9a``), a valid property-name suffix."""
+    return "v" + "".join(c if c.isalnum() else "_" for c in str(version))[:40]
+
+
+def slot_name(name: str, slot: str) -> str:
+    """The property name of ``name`` in write-back ``slot``: ``<name>__<slot>``."""
+    return f"{name}{SLOT_SEPARATOR}{slot}"
+
+
+def check_finite_vectors(vectors: np.ndarray, what: str) -> None:
+    """Refuse vectors holding NaN or infinity (a NaN property must never reach the graph).
+
+    Raises:
+        ValueError: naming how many rows are not finite.
+    """
+    bad = ~np.isfinite(vectors).all(axis=1) if vectors.ndim == 2 and vectors.size else np.zeros(0, bool)
+    if bad.any():
+        raise ValueError(f"{what}: {int(bad.sum())} of {len(bad)} vectors hold NaN/inf; nothing was written")
+
+
 class StoreError(RuntimeError):
     """A store operation failed (I/O, server unreachable, inconsistent write)."""
 
@@ -179,6 +204,69 @@ class GraphStore(ABC):
         """All scores written for ``label``: a frame with column ``id``, one column per score and
         ``<score>_version``."""
 
+    # ---------------------------------------------------------------- write-back slots
+    # A model version's write-back goes under its own *slot*: properties ``<name>__<slot>``
+    # (``slot_name``), written in batches while the version is a candidate. Readers resolve a
+    # plain ``name`` through the store's current slot (``write_back_slot``), which one tiny write
+    # (``flip_write_back``) moves after promotion; ``drop_write_back_slots`` then removes the
+    # losers. So whatever an analyst or the API reads comes from exactly one version, however
+    # large the catalogue and wherever a run is killed.
+    WRITE_BACK_META = "writeback"
+
+    def write_back_slot(self) -> str | None:
+        """The slot readers resolve to (None before the first flip)."""
+        doc = self.read_meta(self.WRITE_BACK_META)
+        return doc.get("current") if doc else None
+
+    def write_back_state(self) -> dict:
+        """``{"current", "version", "staged": {slot: {"version", "complete"}}}`` ({} when none)."""
+        return self.read_meta(self.WRITE_BACK_META) or {}
+
+    def stage_write_back(self, slot: str, version: str, complete: bool) -> None:
+        """Record that ``slot`` (of model ``version``) is being written (``complete=False``) or is
+        fully written (``complete=True``); only complete slots may be flipped to."""
+        doc = self.write_back_state()
+        doc.setdefault("staged", {})[slot] = {"version": version, "complete": bool(complete)}
+        self.write_meta(self.WRITE_BACK_META, doc)
+
+    def flip_write_back(self, slot: str) -> None:
+        """Make ``slot`` the one readers see (one small atomic write).
+
+        Raises:
+            ValueError: the slot was never completely written.
+        """
+        doc = self.write_back_state()
+        staged = doc.get("staged", {}).get(slot)
+        if not staged or not staged.get("complete"):
+            raise ValueError(f"write-back slot {slot!r} is not completely written; refusing to flip to it")
+        doc.update(current=slot, version=staged["version"])
+        self.write_meta(self.WRITE_BACK_META, doc)
+
+    def drop_write_back_slots(self, keep: set[str] | None = None) -> list[str]:
+        """Delete every slot's properties except ``keep`` (default: the current slot).
+
+        Returns:
+            The slots removed.
+        """
+        doc = self.write_back_state()
+        keep = set(keep) if keep is not None else {doc.get("current")}
+        losers = [s for s in doc.get("staged", {}) if s not in keep]
+        for slot in losers:
+            self._drop_slot(slot)
+            doc["staged"].pop(slot, None)
+        if losers:
+            self.write_meta(self.WRITE_BACK_META, doc)
+        return losers
+
+    def _drop_slot(self, slot: str) -> None:
+        """Remove the properties/vectors of one slot (implemented by each store)."""
+        raise NotImplementedError
+
+    def _resolve(self, name: str) -> str:
+        """``name`` -> ``name__<current slot>`` once a slot is current."""
+        slot = self.write_back_slot()
+        return slot_name(name, slot) if slot else name
+
     # ---------------------------------------------------------------- small documents
     @abstractmethod
     def write_meta(self, key: str, value: dict) -> None:
@@ -298,6 +386,7 @@ class EmbeddedStore(GraphStore):
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != ids.shape[0]:
             raise ValueError(f"vectors {vectors.shape} do not match ids {ids.shape}")
+        check_finite_vectors(vectors, f"{label}.{name}")
         path = self.dir / "vectors" / f"{label}.{name}.npz"
         with self._lock:
             _atomic_write_bytes(
@@ -307,6 +396,9 @@ class EmbeddedStore(GraphStore):
         return int(ids.shape[0])
 
     def read_vectors(self, label: str, name: str) -> tuple[np.ndarray, np.ndarray, str | None]:
+        """See :meth:`GraphStore.read_vectors`; a plain name resolves through the current slot."""
+        if SLOT_SEPARATOR not in name:
+            name = self._resolve(name)
         path = self.dir / "vectors" / f"{label}.{name}.npz"
         if not path.exists():
             return np.array([], dtype=object), np.zeros((0, 0), np.float32), None
@@ -324,7 +416,7 @@ class EmbeddedStore(GraphStore):
             frame[f"{key}_version"] = model_version
         path = self.dir / "scores" / f"{label}.parquet"
         with self._lock:
-            current = self.read_scores(label)
+            current = self.read_scores(label, raw=True)
             if len(current):
                 merged = current.set_index("id")
                 update = frame.set_index("id")
@@ -337,11 +429,26 @@ class EmbeddedStore(GraphStore):
             _atomic_write_bytes(path, lambda tmp: frame.to_parquet(tmp, index=False))
         return int(ids.shape[0])
 
-    def read_scores(self, label: str) -> pd.DataFrame:
+    def read_scores(self, label: str, raw: bool = False) -> pd.DataFrame:
+        """See :meth:`GraphStore.read_scores`: slotted columns of the current slot appear under
+        their plain names, other slots' columns are hidden (``raw=True``: every column)."""
         path = self.dir / "scores" / f"{label}.parquet"
         if not path.exists():
             return pd.DataFrame({"id": pd.Series(dtype=object)})
-        return pd.read_parquet(path)
+        frame = pd.read_parquet(path)
+        return frame if raw else resolve_score_columns(frame, self.write_back_slot())
+
+    def _drop_slot(self, slot: str) -> None:
+        suffix = SLOT_SEPARATOR + slot
+        with self._lock:
+            for path in (self.dir / "vectors").glob(f"*{suffix}.npz"):
+                path.unlink()
+            for path in (self.dir / "scores").glob("*.parquet"):
+                frame = pd.read_parquet(path)
+                cols = [c for c in frame.columns if c.endswith(suffix) or c.endswith(suffix + "_version")]
+                if cols:
+                    kept = frame.drop(columns=cols)
+                    _atomic_write_bytes(path, lambda tmp: kept.to_parquet(tmp, index=False))
 
     def write_meta(self, key: str, value: dict) -> None:
         """Store a small JSON document atomically under ``meta/<key>.json``."""
@@ -351,6 +458,26 @@ class EmbeddedStore(GraphStore):
     def read_meta(self, key: str) -> dict | None:
         path = self.dir / "meta" / f"{key}.json"
         return json.loads(path.read_text()) if path.exists() else None
+
+
+def resolve_score_columns(frame: pd.DataFrame, slot: str | None) -> pd.DataFrame:
+    """Score columns as readers see them: ``<name>__<slot>`` of the current slot renamed to
+    ``<name>`` (replacing an unslotted column of that name), columns of other slots dropped."""
+    if not any(SLOT_SEPARATOR in c for c in frame.columns):
+        return frame
+    out = frame.copy()
+    keep_suffix = SLOT_SEPARATOR + slot if slot else None
+    for col in list(out.columns):
+        if SLOT_SEPARATOR not in col:
+            continue
+        base, _, rest = col.partition(SLOT_SEPARATOR)
+        own = keep_suffix is not None and (rest == slot or rest == slot + "_version")
+        if own:
+            plain = base + ("_version" if rest.endswith("_version") else "")
+            out[plain] = out.pop(col)
+        else:
+            out.pop(col)
+    return out
 
 
 def open_store(

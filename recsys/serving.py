@@ -58,6 +58,9 @@ class RecommendationService:
         self._cold: cs.ColdStartRecommender | None = None
         self._cold_lock = threading.Lock()
         self._content_index: cs.ContentIndex | None = None
+        # a version with NaN/inf vectors (made before training refused them, or corrupted):
+        # users whose scores cannot be trusted get popular_fallback, and /ready reports it
+        self.unhealthy, self._untrusted_users = _nonfinite_users(self.model, self.snapshot.n_users)
 
     def knows_item(self, item_id: str) -> bool:
         """True when ``item_id`` is in the served catalogue or was registered online."""
@@ -108,6 +111,8 @@ class RecommendationService:
         pseudo = self.pseudonymise(raw_user_id)
         u = snap.user_index(pseudo)
         has_history = u is not None and snap.interactions[u].nnz > 0
+        if has_history and self._untrusted_users is not None and self._untrusted_users[u]:
+            has_history = False  # NaN scores: never an empty list, popularity instead
         if has_history:
             model, strategy = self.model, "personalized"
         else:
@@ -582,6 +587,28 @@ class RecommendationService:
             items.append({"item_id": str(snap.item_ids[j]), "score": float(s), "reasons": reasons})
         return {"item_id": item.item_id, "model_version": f"{self.version.version}/{self.model.name}",
                 "strategy": cs.STRATEGY_CONTENT, "items": items}
+
+
+def _nonfinite_users(model, n_users: int) -> tuple[dict, np.ndarray | None]:
+    """``(report, untrusted)``: what :func:`recsys.versions.nonfinite_report` says of the serving
+    model, and a (n_users,) bool mask of users whose scores hold NaN (all users when an item
+    vector does); ``(dict(), None)`` for a healthy model."""
+    from recsys.versions import nonfinite_report
+
+    report = nonfinite_report({model.name: model})
+    if not report:
+        return {}, None
+    mask = np.zeros(n_users, bool)
+    users = model.user_embeddings()
+    if report[model.name].get("items"):
+        mask[:] = True
+    elif users is not None:
+        mask[: len(users)] = ~np.isfinite(np.asarray(users)).all(axis=1)
+    import logging
+
+    logging.getLogger(__name__).warning("serving model %s holds non-finite vectors (%s); %d users get popular_fallback",
+                model.name, report[model.name], int(mask.sum()))
+    return report, mask
 
 
 class UserExistsError(ValueError):

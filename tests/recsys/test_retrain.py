@@ -80,6 +80,10 @@ def test_run_killed_midway_leaves_the_promoted_version_serving_and_the_next_run_
     served = load_version(home, "filmtrust")  # complete and loadable
     assert served.version == before and set(served.models) == {"popular", "als"}
     assert read_status(home)["state"] == "interrupted"
+    # the status file itself says so now (issue 14 item 3), not only the reader
+    assert json.loads((home / "retrain" / "status.json").read_text())["state"] == "interrupted"
+    killed = json.loads((home / "retrain" / "status.json").read_text())["version"]
+    assert killed and (root / killed).is_dir()
 
     r = _run(home, shared_data_dir)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -88,6 +92,11 @@ def test_run_killed_midway_leaves_the_promoted_version_serving_and_the_next_run_
     assert current_version(home, "filmtrust") == out["version"] != before
     assert out["version"] not in versions_before
     assert not list(root.glob(".tmp-*"))
+    # the killed run's version folder is gone, and its half-written slot was dropped
+    assert out["recovered"]["removed_version"] == killed and not (root / killed).exists()
+    assert out["write_back"]["activated"]["current"].endswith(out["version"].replace("-", "_"))
+    history = [json.loads(line) for line in (home / "retrain" / "history.jsonl").read_text().splitlines()]
+    assert any(h.get("state") == "interrupted" and h.get("version") == killed for h in history)
 
 
 def test_quality_gate_rejects_a_regression_and_keeps_production(home, shared_data_dir):
