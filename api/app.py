@@ -404,6 +404,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     from api.routes import events as event_routes
 
     app.include_router(event_routes.router, dependencies=[Depends(require("events"))])
+    event_routes.publish_batch_limit(app, settings.max_batch_events)
     _include_optional_routers(app, lambda request: request.app.state.socialrec, require)
     return app
 

@@ -12,6 +12,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_PSEUDONYM_KEY = "socialrec-demo-key-not-for-production"
+#: Shortest production pseudonym key (HMAC-SHA256: a key below the hash's 32-byte output is guessable sooner).
+MIN_PSEUDONYM_KEY_BYTES = 32
 
 
 class ConfigError(ValueError):
@@ -84,7 +86,8 @@ class Settings(BaseSettings):
         """The HMAC key for user-id pseudonyms.
 
         Raises:
-            ConfigError: no key configured outside demo/test mode, or the demo key used in production.
+            ConfigError: no key configured outside demo/test mode, the demo key used in production,
+                or a production key shorter than 32 bytes / with fewer than 8 distinct characters.
         """
         key = self.pseudonym_key.get_secret_value() if self.pseudonym_key else None
         if self.mode in ("demo", "test"):
@@ -93,6 +96,12 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "SOCIALREC_PSEUDONYM_KEY must be set to a secret outside demo/test mode "
                 "(SOCIALREC_MODE=demo uses a built-in demo key)"
+            )
+        if len(key.encode()) < MIN_PSEUDONYM_KEY_BYTES or len(set(key)) < 8:
+            raise ConfigError(
+                f"SOCIALREC_PSEUDONYM_KEY is too weak for production: at least {MIN_PSEUDONYM_KEY_BYTES} bytes and "
+                f"8 distinct characters are required (got {len(key.encode())} bytes); generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
         return key.encode()
 

@@ -15,9 +15,10 @@ bad_id         an id column (user, item, review, follower, followee) is missing,
 bad_kind       ``interactions.kind`` not one of rating, purchase, play, view
 unknown_user   a user id not in the users table — only when the dataset HAS a users source table
 unknown_item   an item id not in the items table — only when the dataset HAS an items source table
-bad_value      ``value``/``rating``/``helpfulness`` present but not a number
+bad_value      ``value``/``rating``/``helpfulness`` present but not a number, or ``value``
+               missing (blank) where the kind requires one (rating, play)
 out_of_range   ``value`` outside the dataset's range for its kind (e.g. a ciao rating 0 on the 1–5
-               scale), or missing where the kind requires one (rating, play); a review
+               scale); a review
                ``rating`` outside the rating scale; a negative ``helpfulness``
 bad_timestamp  ``ts`` present but unparseable, non-finite, before 1990-01-01 or more than one day
                in the future (seconds; ISO-8601 strings are accepted from shop exports)
@@ -374,6 +375,7 @@ def _validate_interactions(chk, rules, pseudonymiser, users, items) -> pd.DataFr
     value, bad_value = parse_numbers(chk.column("value"))
     chk.flag(bad_value, BAD_VALUE)
     out = np.zeros(chk.n, bool)
+    absent = np.zeros(chk.n, bool)
     for k in KINDS:
         of_kind = kind == k
         if not of_kind.any():
@@ -383,8 +385,9 @@ def _validate_interactions(chk, rules, pseudonymiser, users, items) -> pd.DataFr
         if k in rules.value_optional:
             value = np.where(missing, 1.0, value)
         else:
-            out |= missing
-        out |= of_kind & rng.outside(value)
+            absent |= missing
+        out |= of_kind & ~missing & rng.outside(value)
+    chk.flag(absent, BAD_VALUE)  # a blank rating is not a value at all, let alone one out of range
     chk.flag(out, OUT_OF_RANGE)
     chk.parsed["value"] = value
     ts = _check_ts(chk, rules)

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 from etl.validate import ID_PATTERN, canonical_id  # noqa: E402 - the ETL's id rule, so every loaded id can be served
 IDEMPOTENCY_PATTERN = r"^[A-Za-z0-9_.:\-]{8,128}$"
-SCHEMA_MAX_EVENTS = 10_000  # hard ceiling in the schema; the configured max_batch_events applies below it
+SCHEMA_MAX_EVENTS = 10_000  # hard ceiling; the configured max_batch_events is the limit both enforced and published
 INTERACTION_KINDS = ("rating", "purchase", "play", "view")
 MAX_TS = 4_102_444_800.0  # 2100-01-01, Unix seconds
 
@@ -81,7 +81,9 @@ class EventBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    events: list[Event] = Field(min_length=1, max_length=SCHEMA_MAX_EVENTS)
+    events: list[Event] = Field(max_length=SCHEMA_MAX_EVENTS,
+                                description="at most SOCIALREC_MAX_BATCH_EVENTS events (the server's limit, also "
+                                            "written into this schema's maxItems); an empty list is accepted (0 events)")
 
 
 class EventsAccepted(BaseModel):
@@ -132,6 +134,24 @@ class EventsContext:
         stats = self.queue.stats()
         return {**stats, "store": "ok" if self.replayer.last_error is None else "unreachable (events are queued)",
                 "last_error": self.replayer.last_error}
+
+
+def publish_batch_limit(app, max_batch: int) -> None:
+    """Write the server's batch limit (``SOCIALREC_MAX_BATCH_EVENTS``) into the OpenAPI schema's
+    ``EventBatch.events.maxItems``, so the contract and the check are one number."""
+    build = app.openapi
+
+    def openapi():
+        if app.openapi_schema is None:
+            schema = build()
+            batch = schema.get("components", {}).get("schemas", {}).get("EventBatch", {})
+            events = batch.get("properties", {}).get("events")
+            if events is not None:
+                events["maxItems"] = int(max_batch)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def get_events_context(request: Request) -> EventsContext:
@@ -231,6 +251,8 @@ def post_events(
 
     if len(batch.events) > ctx.max_batch:
         raise HTTPException(422, f"events: at most {ctx.max_batch} events per request, got {len(batch.events)}")
+    if not batch.events:  # nothing to journal: accepted, trivially (issue 14 item 15)
+        return {"accepted": 0, "duplicate": False, "status": "queued"}
     state = ctx.state
     pseudonymise = state.pseudonymise
     if pseudonymise is None:

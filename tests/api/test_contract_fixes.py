@@ -1,0 +1,45 @@
+"""Contract fixes from the field reports (issue 14 items 15, 21)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.api.conftest import auth
+
+
+def _post(client, events):
+    return client.post("/v1/events", json={"events": events},
+                       headers={**auth("events"), "Idempotency-Key": f"k-{uuid.uuid4().hex}"})
+
+
+def test_an_empty_event_list_is_accepted_with_zero_events(client):
+    r = _post(client, [])
+    assert r.status_code == 202 and r.json() == {"accepted": 0, "duplicate": False, "status": "queued"}
+
+
+def test_the_openapi_batch_limit_is_the_one_the_server_enforces(client, api_settings):
+    limit = api_settings.max_batch_events
+    schema = client.get("/openapi.json").json()
+    assert schema["components"]["schemas"]["EventBatch"]["properties"]["events"]["maxItems"] == limit
+    over = [{"user_id": "lim-user", "item_id": "1", "kind": "view", "ts": 1.7e9}] * (limit + 1)
+    r = _post(client, over)
+    assert r.status_code == 422 and f"at most {limit}" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("key", ["short", "x" * 40, "0123456789abcdef0123456789abcde"])
+def test_a_weak_pseudonym_key_is_refused_in_production(key):
+    from api.settings import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match="too weak"):
+        Settings(mode="production", pseudonym_key=key).resolved_pseudonym_key()
+
+
+def test_a_32_byte_random_key_is_accepted_in_production():
+    import secrets
+
+    from api.settings import Settings
+
+    key = secrets.token_urlsafe(32)
+    assert Settings(mode="production", pseudonym_key=key).resolved_pseudonym_key() == key.encode()
