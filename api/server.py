@@ -3,8 +3,8 @@
 One worker serves in this process. With ``--workers N`` (N > 1) the server *pre-forks*:
 
 1. prometheus-client is switched to multiprocess mode (:func:`api.metrics.enable_multiprocess`,
-   one mmap file per worker under a fresh temporary folder), so ``/metrics`` on any worker
-   reports every worker's requests;
+   one mmap file per worker under ``PROMETHEUS_MULTIPROC_DIR`` when set, else a fresh temporary
+   folder; emptied at start), so ``/metrics`` on any worker reports every worker's requests;
 2. the promoted model version is loaded **once**, here, and its large arrays (factor tables,
    per-user candidate lists) are memory-mapped from the version's ``serving-cache/`` folder
    (:func:`recsys.serving.map_model_arrays`, :meth:`RecommendationService.warm`);
@@ -49,7 +49,8 @@ def serve(settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
     if workers > 1:
         from api.metrics import enable_multiprocess
 
-        enable_multiprocess(tempfile.mkdtemp(prefix="socialrec-metrics-"))
+        # prometheus-client's own variable names the folder when set; else a fresh temporary one
+        enable_multiprocess(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="socialrec-metrics-"))
     from api.app import create_app, load_state
 
     state = load_state(settings)
@@ -70,6 +71,11 @@ def serve(settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             code = 0
             try:
+                # N workers on the cores: BLAS threads inside each would only contend (tiny
+                # per-request products; implicit's fold-in asks for one thread as well)
+                from threadpoolctl import threadpool_limits
+
+                threadpool_limits(1)
                 config = uvicorn.Config(app, log_level=log_level, access_log=False)
                 uvicorn.Server(config).run(sockets=[sock])
             except BaseException:  # noqa: BLE001 - a worker must never return into the parent's loop

@@ -8,6 +8,7 @@ similarity or embeddings), and the user's favourite categories. Reasons never co
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from graph.snapshot import Snapshot
 from recsys.protocol import Recommender
@@ -42,7 +43,9 @@ def _item_similarity(model: Recommender, history: np.ndarray, item_idx) -> np.nd
         emb = model.item_embeddings()
         if emb is None:
             return None
-        hist, target = emb[history], emb[items]
+        # float64: the product of a few rows is cheap, and its value no longer depends on the
+        # shape of the product (see _best_similar's tie rule)
+        hist, target = np.asarray(emb[history], np.float64), np.asarray(emb[items], np.float64)
         denom = np.linalg.norm(hist, axis=1)[:, None] * np.maximum(np.linalg.norm(target, axis=1), 1e-12)[None, :]
         out = (hist @ target.T) / np.maximum(denom, 1e-12)
     return out[:, 0] if np.ndim(item_idx) == 0 else out
@@ -104,31 +107,64 @@ def reasons_for(
     history = _row(inter, user_idx) if user_idx is not None else np.array([], dtype=np.int64)
     item_idx = np.asarray(item_idx).ravel()
     valid = item_idx[item_idx >= 0]
-    fav_cats: set[int] = set()
-    if history.size:
-        cats = snapshot.item_category[history]
-        cats = cats[cats >= 0]
-        if cats.size:
-            values, counts = np.unique(cats, return_counts=True)
-            fav_cats = set(values[np.argsort(-counts)[:2]].tolist())
     social = {}
     if followees.size and valid.size:
         social = dict(zip(valid.tolist(), _followee_counts(inter, followees, valid).tolist()))
-    best_similar = {}
-    if history.size and valid.size:
-        sims = _item_similarity(model, history, valid)
-        if sims is not None and sims.size:
-            sims = np.where(np.isnan(sims), -np.inf, sims)
-            pos, top = np.argmax(sims, axis=0), np.max(sims, axis=0)
-            best_similar = {j: int(history[p]) for j, p, t in zip(valid.tolist(), pos.tolist(), top.tolist()) if t > 0}
     if popularity is None:
         popularity = np.diff(inter.tocsc().indptr)
     if popularity_cut is None:
         popularity_cut = float(np.quantile(popularity, 0.99)) if popularity.size else 0.0
-    pop_rank_cut = popularity_cut
+    return compose_reasons(snapshot, model, item_idx, social, _best_similar(model, history, valid),
+                           _favourite_categories(snapshot, history), popularity, popularity_cut, max_reasons)
 
+
+def _favourite_categories(snapshot: Snapshot, history: np.ndarray) -> set[int]:
+    """The user's (at most) two most frequent category indices among ``history`` items."""
+    if not history.size:
+        return set()
+    cats = snapshot.item_category[history]
+    cats = cats[cats >= 0]
+    if not cats.size:
+        return set()
+    values, counts = np.unique(cats, return_counts=True)
+    return set(values[np.argsort(-counts)[:2]].tolist())
+
+
+def _best_similar(model: Recommender, history: np.ndarray, items: np.ndarray) -> dict[int, int]:
+    """item -> the history item most similar to it, for items whose best similarity is > 0.
+
+    Ties: similarities are compared at 6 decimals (items with identical vectors would otherwise
+    be ordered by the last bit of a matrix product, which depends on its shape), and the first
+    history item (lowest item index) wins — so the per-request and the precomputed
+    (:func:`precompute_evidence`) answers agree.
+    """
+    if not (history.size and items.size):
+        return {}
+    sims = _item_similarity(model, history, items)
+    if sims is None or not sims.size:
+        return {}
+    sims = np.round(np.where(np.isnan(sims), -np.inf, sims), 6)
+    pos, top = np.argmax(sims, axis=0), np.max(sims, axis=0)
+    return {j: int(history[p]) for j, p, t in zip(items.tolist(), pos.tolist(), top.tolist()) if t > 0}
+
+
+def compose_reasons(snapshot: Snapshot, model: Recommender, item_idx: np.ndarray, social: dict[int, int],
+                    best_similar: dict[int, int], fav_cats: set[int], popularity: np.ndarray, popularity_cut: float,
+                    max_reasons: int = 2) -> list[list[str]]:
+    """The reason strings from their evidence (the one place the wording and order live).
+
+    Args:
+        item_idx: (k,) item indices (-1 entries get no reasons).
+        social: item -> followees who interacted with it.
+        best_similar: item -> the most similar history item (similarity > 0).
+        fav_cats: the user's favourite category indices.
+        popularity, popularity_cut: (n_items,) interactions per item and the "popular" threshold.
+    Returns:
+        k lists of at most ``max_reasons`` strings.
+    """
     out: list[list[str]] = []
-    for j in item_idx.tolist():
+    has_cats = bool(snapshot.item_category.size)
+    for j in np.asarray(item_idx).ravel().tolist():
         if j < 0:
             out.append([])
             continue
@@ -138,12 +174,73 @@ def reasons_for(
             reasons.append(f"{n} {'person' if n == 1 else 'people'} you follow interacted with this")
         if j in best_similar:
             reasons.append(f"similar to {item_label(snapshot, best_similar[j])}, which you interacted with")
-        cat = int(snapshot.item_category[j]) if snapshot.item_category.size else -1
+        cat = int(snapshot.item_category[j]) if has_cats else -1
         if cat >= 0 and cat in fav_cats:
             reasons.append(f"in {snapshot.categories[cat]}, one of your most frequent categories")
-        if popularity[j] >= pop_rank_cut and popularity[j] > 0:
-            reasons.append(f"popular: {int(popularity[j])} users interacted with it")
+        pop = int(popularity[j])
+        if pop >= popularity_cut and pop > 0:
+            reasons.append(f"popular: {pop} users interacted with it")
         if not reasons:
             reasons.append(f"recommended by the {model.name} model from your interaction history")
         out.append(reasons[:max_reasons])
     return out
+
+
+def precompute_evidence(snapshot: Snapshot, model: Recommender, candidates: np.ndarray,
+                        users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reasons' evidence for every user's cached candidates, computed once per model version.
+
+    What :func:`reasons_for` computes per request for a user of the snapshot (followees from
+    ``snapshot.follows``), for all of ``candidates`` at once, with the same helpers, so the
+    reasons built from it (:func:`reasons_from_evidence`) are identical.
+
+    Args:
+        candidates: (n, c) int item indices per user (-1 pad), from the candidate cache.
+        users: (n,) the user index of each row (default: row i is user i, all users).
+    Returns:
+        ``(social (n_users, c) int32, similar (n_users, c) int32, favourite (n_users, 2) int32)``:
+        followees who interacted with each candidate; the most similar history item (-1 none);
+        the user's favourite category indices (-1 pad).
+    """
+    n_users, c = candidates.shape
+    social = np.zeros((n_users, c), np.int32)
+    similar = np.full((n_users, c), -1, np.int32)
+    favourite = np.full((n_users, 2), -1, np.int32)
+    inter = snapshot.interactions
+    users = np.arange(n_users) if users is None else np.asarray(users)
+    with threadpool_limits(1):  # thousands of tiny products: BLAS threads only contend
+        _evidence_rows(snapshot, model, candidates, users, social, similar, favourite)
+    return social, similar, favourite
+
+
+def _evidence_rows(snapshot, model, candidates, users, social, similar, favourite) -> None:
+    inter = snapshot.interactions
+    for r, u in enumerate(users.tolist()):
+        items = np.asarray(candidates[r])
+        items = items[items >= 0]
+        history = _row(inter, u)
+        followees = _row(snapshot.follows, u)
+        if followees.size and items.size:
+            social[r, : items.size] = _followee_counts(inter, followees, items)
+        best = _best_similar(model, history, items)
+        if best:
+            similar[r, : items.size] = [best.get(j, -1) for j in items.tolist()]
+        fav = sorted(_favourite_categories(snapshot, history))
+        favourite[r, : len(fav)] = fav
+
+
+def reasons_from_evidence(snapshot: Snapshot, model: Recommender, item_idx: np.ndarray, positions: np.ndarray,
+                          social_row: np.ndarray, similar_row: np.ndarray, favourite_row: np.ndarray,
+                          popularity: np.ndarray, popularity_cut: float, max_reasons: int = 2) -> list[list[str]]:
+    """:func:`reasons_for` from :func:`precompute_evidence` rows (no per-request NumPy work).
+
+    Args:
+        item_idx: (k,) recommended items; ``positions``: (k,) their places in the user's candidate row.
+        social_row, similar_row: the user's (c,) rows; ``favourite_row``: (2,).
+    """
+    items = np.asarray(item_idx).ravel().tolist()
+    pos = np.asarray(positions).ravel().tolist()
+    social = {j: int(social_row[p]) for j, p in zip(items, pos)}
+    best = {j: int(similar_row[p]) for j, p in zip(items, pos) if similar_row[p] >= 0}
+    fav = {int(f) for f in favourite_row if f >= 0}
+    return compose_reasons(snapshot, model, item_idx, social, best, fav, popularity, popularity_cut, max_reasons)
