@@ -22,10 +22,12 @@
 
 # no `from __future__ import annotations`: FastAPI must resolve the local Annotated aliases at import time
 
+import fcntl
+import gc
 import logging
 import threading
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Callable
 
@@ -218,8 +220,13 @@ class VersionWatcher:
             if version is None or (current is not None and current.version.version == version and current.snapshot.dataset == dataset):
                 return {"swapped": False, "model_version": previous, "previous": previous}
             t0 = time.perf_counter()
-            service = build_service(self.settings, dataset, self.state.pseudonymise, version, self.candidates)
-            self.state.swap(service, _load_value(self.settings, service.version))
+            # one load at a time per host (the workers of `serve --workers N` take turns): a swap
+            # then holds the old version plus one worker's loading transient, never N of them
+            with _swap_lock(self.settings.home, dataset):
+                service = build_service(self.settings, dataset, self.state.pseudonymise, version, self.candidates)
+                self.state.swap(service, _load_value(self.settings, service.version))
+                del current
+                gc.collect()  # the old version's cycles (cold-start wrapper, overlay) go now, not at some later collection
             log.info("hot swap: now serving %s (was %s), loaded in %.1fs", service.model_version, previous, time.perf_counter() - t0)
             return {"swapped": True, "model_version": service.model_version, "previous": previous}
 
@@ -243,6 +250,23 @@ class VersionWatcher:
                 if self.last_error != str(exc):
                     log.warning("hot swap failed, still serving the old version: %s", exc)
                 self.last_error = str(exc)
+
+
+@contextmanager
+def _swap_lock(home, dataset: str):
+    """An exclusive ``fcntl`` lock on ``models/<dataset>/.swap.lock`` (a no-op where it cannot be taken)."""
+    from recsys.versions import models_dir
+
+    try:
+        folder = models_dir(home, dataset)
+        folder.mkdir(parents=True, exist_ok=True)
+        fh = open(folder / ".swap.lock", "a+")
+    except OSError:
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 # ============================================================================ the app

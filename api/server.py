@@ -15,9 +15,13 @@ One worker serves in this process. With ``--workers N`` (N > 1) the server *pre-
    swap adds only the new version's mapped files and Python objects, not N full copies);
 4. each worker follows the shared event journal (:mod:`api.follower`), so every worker sees
    every event and registration before its next answer;
-5. the parent forwards SIGTERM/SIGINT, restarts a worker that died (after a pause, so a crash
-   loop cannot spin), and removes a dead worker's live metrics
-   (``multiprocess.mark_process_dead``).
+5. the parent then drops its own reference to the model (the workers keep theirs), so once every
+   worker swapped, the old version is gone from memory; workers load a new version one at a
+   time (a host-wide lock in :meth:`api.app.VersionWatcher.reload`), so a swap's peak is the
+   old version plus one worker's loading transient;
+6. the parent forwards SIGTERM/SIGINT, restarts a worker that died (after a pause, so a crash
+   loop cannot spin; the new worker loads the promoted version before it serves), and removes
+   a dead worker's live metrics (``multiprocess.mark_process_dead``).
 
 Uvicorn's access log is off — it would log raw paths with user ids;
 :class:`api.metrics.ObservabilityMiddleware` logs route templates.
@@ -25,6 +29,7 @@ Uvicorn's access log is off — it would log raw paths with user ids;
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -76,6 +81,8 @@ def serve(settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
                 from threadpoolctl import threadpool_limits
 
                 threadpool_limits(1)
+                if app.state.socialrec.service is None:  # a restarted worker: the parent holds no model
+                    app.state.watcher.reload()
                 config = uvicorn.Config(app, log_level=log_level, access_log=False)
                 uvicorn.Server(config).run(sockets=[sock])
             except BaseException:  # noqa: BLE001 - a worker must never return into the parent's loop
@@ -85,6 +92,10 @@ def serve(settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
         return pid
 
     children = {spawn() for _ in range(workers)}
+    # the workers hold the model now (copy-on-write); the parent lets go of its references, so
+    # after a hot swap the old version's memory is freed instead of staying in the parent
+    state.service, state.value = None, None
+    gc.collect()
     log.info("serving on http://%s:%d with %d pre-forked workers (pids %s)", host, port, workers, sorted(children))
     stopping = False
 

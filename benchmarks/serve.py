@@ -230,10 +230,13 @@ def _server_histogram(url: str) -> tuple[float, float] | None:
     import httpx
 
     try:
-        text = httpx.get(f"{url}/metrics", timeout=10).text
+        r = httpx.get(f"{url}/metrics", timeout=10)
     except httpx.HTTPError:
         return None
-    count = total = None
+    if r.status_code != 200:
+        return None
+    text = r.text
+    count = total = 0.0  # no line yet: no recommendation request so far
     for line in text.splitlines():
         if "socialrec_http_request_duration_seconds" in line and "recommendations" in line:
             name, _, value = line.rpartition(" ")
@@ -241,7 +244,7 @@ def _server_histogram(url: str) -> tuple[float, float] | None:
                 count = float(value)
             elif name.startswith("socialrec_http_request_duration_seconds_sum"):
                 total = float(value)
-    return (count, total) if count is not None and total is not None else None
+    return count, total
 
 
 def _load(url: str, key: str, users: int, concurrency: int = 8, rate: float = 0.0, duration: float = 5.0,
