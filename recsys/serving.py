@@ -25,6 +25,11 @@ class ItemNotFoundError(KeyError):
     """The item id is not in the served catalogue."""
 
 
+#: bump when :func:`recsys.explain.precompute_evidence` changes what it computes: the cached
+#: files of older code are then ignored (recomputed under the new name)
+EVIDENCE_FORMAT = 2
+
+
 class RecommendationService:
     """Recommendations and similar items from one :class:`ModelVersion`.
 
@@ -217,7 +222,7 @@ class RecommendationService:
         # item, favourite categories): requests then only look it up (recsys.explain)
         compute_evidence = lambda: precompute_evidence(snap, self.model, np.asarray(self._candidates[0]))  # noqa: E731
         if cache_dir is not None:
-            self._evidence = _shared_arrays(Path(cache_dir), f"evidence-{self.model.name}-{c}", compute_evidence)
+            self._evidence = _shared_arrays(Path(cache_dir), f"evidence-v{EVIDENCE_FORMAT}-{self.model.name}-{c}", compute_evidence)
         else:
             self._evidence = compute_evidence()
         if self.popular is not None and snap.n_users:
