@@ -379,6 +379,10 @@ class EmbeddedStore(GraphStore):
                     path.unlink()
             for path in (self.dir / "meta").glob("*.json"):
                 path.unlink()
+            # written-back vectors and scores belong to the namespace too (as in Neo4j, where
+            # they are node properties): a cleared store has no write-back left
+            for path in [*(self.dir / "vectors").glob("*.npz"), *(self.dir / "scores").glob("*.parquet")]:
+                path.unlink()
 
     # ---------------------------------------------------------------- write-back
     def write_vectors(self, label: str, ids: np.ndarray, vectors: np.ndarray, name: str, model_version: str) -> int:
