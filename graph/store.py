@@ -21,10 +21,12 @@ idempotent)::
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
 import threading
+from contextlib import contextmanager
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -300,7 +302,8 @@ class EmbeddedStore(GraphStore):
 
     Every write goes to a temporary file and is renamed into place (POSIX-atomic), so a killed
     process never leaves a half-written table; an upsert appends one part (O(batch)), and reads
-    resolve keys with "the later write wins". A process-local lock serialises writers.
+    resolve keys with "the later write wins". A thread lock plus an ``fcntl`` file lock (``<dataset>/store.lock``)
+    serialise writers and compactions across threads and processes.
 
     Args:
         root: directory of the store (``SOCIALREC_HOME/store``).
@@ -310,6 +313,7 @@ class EmbeddedStore(GraphStore):
     """
 
     _lock = threading.RLock()
+    _held: dict = {}  # folder -> this process holds its file lock (guarded by _lock)
     COMPACT_AFTER_PARTS = 16
 
     def __init__(self, root: str | os.PathLike, dataset: str):
@@ -319,6 +323,24 @@ class EmbeddedStore(GraphStore):
         self.dataset = dataset
         self.dir = Path(root) / safe
         self.dir.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def _locked(self):
+        """This process's writers (a thread lock) AND other processes (an ``fcntl`` lock on
+        ``<dataset>/store.lock``): a server's event replayer appending a part while a ``train`` in
+        another process compacts the table must not lose the part (both would pick one seq)."""
+        with self._lock:
+            if self._held.get(self.dir):  # re-entered by this thread (the RLock is ours): already locked
+                yield
+                return
+            with open(self.dir / "store.lock", "a+") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                self._held[self.dir] = True
+                try:
+                    yield
+                finally:
+                    self._held[self.dir] = False
+                    fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _table_dir(self, table: str) -> Path:
         return self.dir / table
@@ -339,7 +361,7 @@ class EmbeddedStore(GraphStore):
             return 0
         keys = list(TABLE_KEYS[table])
         rows = rows.drop_duplicates(keys, keep="last")
-        with self._lock:
+        with self._locked():
             parts = self._parts(table)
             seq = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
             path = self._table_dir(table) / f"part-{seq:08d}.parquet"
@@ -349,7 +371,7 @@ class EmbeddedStore(GraphStore):
     def read_table(self, table: str) -> pd.DataFrame:
         if table not in TABLE_KEYS:
             raise KeyError(f"unknown table {table!r}")
-        with self._lock:
+        with self._locked():
             parts = self._parts(table)
             if not parts:
                 return empty_table(table)
@@ -373,7 +395,7 @@ class EmbeddedStore(GraphStore):
         return {table: int(len(self.read_table(table))) for table in TABLE_KEYS}
 
     def clear(self) -> None:
-        with self._lock:
+        with self._locked():
             for table in TABLE_KEYS:
                 for path in self._parts(table):
                     path.unlink()
@@ -392,7 +414,7 @@ class EmbeddedStore(GraphStore):
             raise ValueError(f"vectors {vectors.shape} do not match ids {ids.shape}")
         check_finite_vectors(vectors, f"{label}.{name}")
         path = self.dir / "vectors" / f"{label}.{name}.npz"
-        with self._lock:
+        with self._locked():
             _atomic_write_bytes(
                 path,
                 lambda tmp: np.savez(open(tmp, "wb"), ids=ids, vectors=vectors, version=np.array(model_version)),
@@ -419,7 +441,7 @@ class EmbeddedStore(GraphStore):
             frame[key] = values
             frame[f"{key}_version"] = model_version
         path = self.dir / "scores" / f"{label}.parquet"
-        with self._lock:
+        with self._locked():
             current = self.read_scores(label, raw=True)
             if len(current):
                 merged = current.set_index("id")
@@ -444,7 +466,7 @@ class EmbeddedStore(GraphStore):
 
     def _drop_slot(self, slot: str) -> None:
         suffix = SLOT_SEPARATOR + slot
-        with self._lock:
+        with self._locked():
             for path in (self.dir / "vectors").glob(f"*{suffix}.npz"):
                 path.unlink()
             for path in (self.dir / "scores").glob("*.parquet"):
