@@ -2,7 +2,8 @@
 
 Reasons are computed from the graph, not invented: the user's followees who interacted with the
 item (social proof), the item in the user's history most similar to it (the model's own item
-similarity or embeddings), and the user's favourite categories. Reasons never contain user ids.
+similarity or embeddings; only at similarity >= ``REASON_MIN_SIMILARITY``, 0.2), and the user's
+favourite categories. Reasons never contain user ids.
 """
 
 from __future__ import annotations
@@ -130,8 +131,15 @@ def _favourite_categories(snapshot: Snapshot, history: np.ndarray) -> set[int]:
     return set(values[np.argsort(-counts)[:2]].tolist())
 
 
+#: Evidence a "similar to X, which you interacted with" reason needs: the model's similarity of
+#: the two items (cosine of item embeddings, or an item-CF model's own cosine similarity) at
+#: least this. Below it (e.g. 1e-7 between items that never co-occur) no such reason is shown.
+REASON_MIN_SIMILARITY = 0.2
+
+
 def _best_similar(model: Recommender, history: np.ndarray, items: np.ndarray) -> dict[int, int]:
-    """item -> the history item most similar to it, for items whose best similarity is > 0.
+    """item -> the history item most similar to it, for items whose best similarity is at least
+    :data:`REASON_MIN_SIMILARITY`.
 
     Ties: similarities are compared at 6 decimals (items with identical vectors would otherwise
     be ordered by the last bit of a matrix product, which depends on its shape), and the first
@@ -145,7 +153,7 @@ def _best_similar(model: Recommender, history: np.ndarray, items: np.ndarray) ->
         return {}
     sims = np.round(np.where(np.isnan(sims), -np.inf, sims), 6)
     pos, top = np.argmax(sims, axis=0), np.max(sims, axis=0)
-    return {j: int(history[p]) for j, p, t in zip(items.tolist(), pos.tolist(), top.tolist()) if t > 0}
+    return {j: int(history[p]) for j, p, t in zip(items.tolist(), pos.tolist(), top.tolist()) if t >= REASON_MIN_SIMILARITY}
 
 
 def compose_reasons(snapshot: Snapshot, model: Recommender, item_idx: np.ndarray, social: dict[int, int],
@@ -156,7 +164,7 @@ def compose_reasons(snapshot: Snapshot, model: Recommender, item_idx: np.ndarray
     Args:
         item_idx: (k,) item indices (-1 entries get no reasons).
         social: item -> followees who interacted with it.
-        best_similar: item -> the most similar history item (similarity > 0).
+        best_similar: item -> the most similar history item (similarity >= REASON_MIN_SIMILARITY).
         fav_cats: the user's favourite category indices.
         popularity, popularity_cut: (n_items,) interactions per item and the "popular" threshold.
     Returns:
