@@ -521,16 +521,10 @@ def _include_optional_routers(app: FastAPI, get_state, require=None) -> None:
         value_routes = importlib.import_module("api.routes.value")
     except ImportError:
         value_routes = None
+    # No app.dependency_overrides here: while any override is set, FastAPI rebuilds the dependant
+    # of every sub-dependency on every request (inspect.signature and all), which was ~60 % of a
+    # cached recommendation's CPU time. The routers' own dependencies read app.state.socialrec.
     if value_routes is not None:
-
-        def get_value_state(request: Request):
-            value = get_state(request).value
-            if value is None:
-                raise HTTPException(503, "customer value has not been computed; run `socialrec value --dataset ...`")
-            return value
-
-        if hasattr(value_routes, "get_value_state"):
-            app.dependency_overrides[value_routes.get_value_state] = get_value_state
         app.include_router(value_routes.router, dependencies=auth("storefront"))
 
     try:
@@ -538,23 +532,7 @@ def _include_optional_routers(app: FastAPI, get_state, require=None) -> None:
     except ImportError:
         coldstart_routes = None
     if coldstart_routes is not None and hasattr(coldstart_routes, "router"):
-        # its own dependency placeholders read app.state.socialrec (AppState), like the value routes
-        for name in ("get_service", "get_coldstart_service", "get_coldstart_state"):
-            dep = getattr(coldstart_routes, name, None)
-            if callable(dep):
-                app.dependency_overrides[dep] = _coldstart_dependency(get_state)
-                break
         app.include_router(coldstart_routes.router, dependencies=auth("events"))
-
-
-def _coldstart_dependency(get_state):
-    def get_coldstart_service(request: Request):
-        service = get_state(request).service
-        if service is None:
-            raise HTTPException(503, "no model version is loaded yet; run `socialrec train`")
-        return service
-
-    return get_coldstart_service
 
 
 # ============================================================================ serving processes

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -134,9 +135,20 @@ class ServingMetrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
+_TEMPLATES: dict[str, str] = {}
+
+
 def _route_template(scope) -> str:
+    """The matched route's template without path converters (``/v1/users/{user_id}/recommendations``
+    also for a ``{user_id:path}`` route), so metric labels and log lines keep their documented names."""
     route = scope.get("route")
-    return getattr(route, "path", None) or "<unmatched>"
+    path = getattr(route, "path", None)
+    if not path:
+        return "<unmatched>"
+    template = _TEMPLATES.get(path)
+    if template is None:
+        template = _TEMPLATES[path] = re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
+    return template
 
 
 class ObservabilityMiddleware:

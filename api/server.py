@@ -91,6 +91,10 @@ def serve(settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
             os._exit(code)
         return pid
 
+    # everything loaded so far goes to gc's permanent generation: a worker's collections then never
+    # write to the (copy-on-write shared) headers of the model's objects
+    gc.collect()
+    gc.freeze()
     children = {spawn() for _ in range(workers)}
     # the workers hold the model now (copy-on-write); the parent lets go of its references, so
     # after a hot swap the old version's memory is freed instead of staying in the parent

@@ -16,7 +16,9 @@ What it does, all on loopback (127.0.0.1):
    last CPU (``taskset``; ``--no-pin`` to let it float), and beside the client-side figures the
    benchmark reads the **server's own histogram** (``/metrics``: the mean time the server spent
    per recommendation request during the run), which the load generator sharing the cores does
-   not distort;
+   not distort, and the CPU seconds the server's processes used per request (``cpu ms``, from
+   ``/proc``: what a request costs the machine, nearly independent of how busy it is; ``cpu r.``
+   is the bare endpoint's over ours, the throughput ratio an idle server-bound machine would show);
 3. with ``--rate R``, runs an open-loop test at a fixed R requests/s (latency measured from each
    request's scheduled send time, so a stalled server cannot hide queueing: no coordinated
    omission) and reports p50/p99 against the goal p99 <= 5 ms at 200 req/s;
@@ -247,19 +249,41 @@ def _server_histogram(url: str) -> tuple[float, float] | None:
     return count, total
 
 
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process tree so far (None without a pid)."""
+    if pid is None:
+        return None
+    import psutil
+
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            t = psutil.Process(p).cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            continue
+    return total
+
+
 def _load(url: str, key: str, users: int, concurrency: int = 8, rate: float = 0.0, duration: float = 5.0,
-          pin: bool = True) -> dict:
+          pin: bool = True, server_pid: int | None = None) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.serve", "_load", "--url", url, "--users", str(users),
            "--concurrency", str(concurrency), "--rate", str(rate), "--duration", str(duration), "--key", key]
     if pin and shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         cmd = ["taskset", "-c", str((os.cpu_count() or 1) - 1)] + cmd
     before = _server_histogram(url)
+    cpu0 = _cpu_seconds(server_pid)
     load0 = _loadavg()
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=duration * 4 + 120)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["loadavg"] = round(max(load0, _loadavg()), 2)
+    cpu1 = _cpu_seconds(server_pid)
+    if cpu0 is not None and cpu1 is not None and result["requests"]:
+        # CPU the server's processes spent per request (warm-up requests included, ~1 %): what a
+        # request costs the machine, nearly independent of how busy the cores are
+        result["server_cpu_ms"] = round((cpu1 - cpu0) / result["requests"] * 1000, 3)
     after = _server_histogram(url)
     if before is not None and after is not None and after[0] > before[0]:
         result["server_mean_ms"] = round((after[1] - before[1]) / (after[0] - before[0]) * 1000, 3)
@@ -269,9 +293,10 @@ def _load(url: str, key: str, users: int, concurrency: int = 8, rate: float = 0.
 def _median(runs: list[dict]) -> dict:
     keys = ("throughput", "p50_ms", "p90_ms", "p99_ms", "loadavg")
     med = {k: round(statistics.median(r[k] for r in runs), 3) for k in keys}
-    server = [r["server_mean_ms"] for r in runs if "server_mean_ms" in r]
-    if server:
-        med["server_mean_ms"] = round(statistics.median(server), 3)
+    for key in ("server_mean_ms", "server_cpu_ms"):
+        vals = [r[key] for r in runs if key in r]
+        if vals:
+            med[key] = round(statistics.median(vals), 3)
     med["errors"] = sum(r["errors"] for r in runs)
     med["requests"] = sum(r["requests"] for r in runs)
     return med
@@ -358,15 +383,19 @@ def _run_workers(a, workers: int, key: str, env: dict, concurrencies: list[int])
         for c in concurrencies:
             row = {}
             for kind, (_, url, _) in servers.items():
-                runs = [_load(url, key, a.users, concurrency=c, duration=a.duration, pin=a.pin) for _ in range(a.repeats)]
+                runs = [_load(url, key, a.users, concurrency=c, duration=a.duration, pin=a.pin, server_pid=servers[kind][0].pid)
+                        for _ in range(a.repeats)]
                 row[kind] = {**_median(runs), "runs": runs}
             row["throughput_ratio"] = round(row["socialrec"]["throughput"] / max(row["bare"]["throughput"], 1e-9), 3)
+            if "server_cpu_ms" in row["socialrec"] and "server_cpu_ms" in row["bare"]:
+                row["cpu_ratio"] = round(row["bare"]["server_cpu_ms"] / max(row["socialrec"]["server_cpu_ms"], 1e-9), 3)
             out["closed_loop"][str(c)] = row
             print(f"  workers {workers}, concurrency {c}: socialrec {row['socialrec']['throughput']} req/s, "
                   f"bare {row['bare']['throughput']} req/s (load {row['socialrec']['loadavg']})", file=sys.stderr, flush=True)
         if a.rate > 0:
             for kind, (_, url, _) in servers.items():
-                runs = [_load(url, key, a.users, rate=a.rate, duration=a.duration, pin=a.pin) for _ in range(a.repeats)]
+                runs = [_load(url, key, a.users, rate=a.rate, duration=a.duration, pin=a.pin, server_pid=servers[kind][0].pid)
+                        for _ in range(a.repeats)]
                 out["open_loop"][kind] = {"rate": a.rate, **_median(runs), "runs": runs}
         if a.swap:
             proc, _, log_path = servers["socialrec"]
@@ -437,6 +466,7 @@ def _goals(r: dict) -> dict:
         ratios = {c: row["throughput_ratio"] for c, row in res["closed_loop"].items()}
         g["throughput_ratio_vs_bare"] = ratios
         g["throughput_ratio_met"] = all(v >= 0.8 for v in ratios.values()) if ratios else None
+        g["cpu_ratio_vs_bare"] = {c: row["cpu_ratio"] for c, row in res["closed_loop"].items() if "cpu_ratio" in row}
         if "socialrec" in res["open_loop"]:
             p99 = res["open_loop"]["socialrec"]["p99_ms"]
             g.update(p99_ms_at_rate=p99, p99_goal_ms=P99_GOAL_MS, p99_met=p99 <= P99_GOAL_MS)
@@ -459,17 +489,20 @@ def _table(r: dict) -> str:
     lines = [f"serving benchmark: {r['dataset']}, {r['machine']['cpus']} CPUs, medians of {r['repeats']} x {r['duration_s']}s runs; "
              f"load generator in a second process on loopback{' pinned to the last CPU' if r['pinned_load_generator'] else ''}; "
              f"load average {r['loadavg_start']} at start, {r['loadavg_end']} at end",
-             f"{'workers':<8}{'load':<12}{'server':<11}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'srv ms':>8}{'errors':>7}{'ratio':>7}{'loadavg':>8}"]
+             f"{'workers':<8}{'load':<12}{'server':<11}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'srv ms':>8}{'cpu ms':>8}{'errors':>7}{'ratio':>7}{'cpu r.':>7}{'loadavg':>8}"]
     for w, res in r["by_workers"].items():
         for c, row in res["closed_loop"].items():
             for kind in ("socialrec", "bare"):
                 m = row[kind]
                 ratio = f"{row['throughput_ratio']:.2f}" if kind == "socialrec" else ""
                 srv = f"{m['server_mean_ms']:.2f}" if "server_mean_ms" in m else ""
-                lines.append(f"{w:<8}{'C=' + c:<12}{kind:<11}{m['throughput']:>9.1f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{srv:>8}{m['errors']:>7}{ratio:>7}{m['loadavg']:>8.2f}")
+                cpu = f"{m['server_cpu_ms']:.2f}" if "server_cpu_ms" in m else ""
+                cratio = f"{row['cpu_ratio']:.2f}" if kind == "socialrec" and "cpu_ratio" in row else ""
+                lines.append(f"{w:<8}{'C=' + c:<12}{kind:<11}{m['throughput']:>9.1f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{srv:>8}{cpu:>8}{m['errors']:>7}{ratio:>7}{cratio:>7}{m['loadavg']:>8.2f}")
         for kind, m in res["open_loop"].items():
             srv = f"{m['server_mean_ms']:.2f}" if "server_mean_ms" in m else ""
-            lines.append(f"{w:<8}{'rate=' + str(int(m['rate'])) + '/s':<12}{kind:<11}{m['throughput']:>9.1f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{srv:>8}{m['errors']:>7}{'':>7}{m['loadavg']:>8.2f}")
+            cpu = f"{m['server_cpu_ms']:.2f}" if "server_cpu_ms" in m else ""
+            lines.append(f"{w:<8}{'rate=' + str(int(m['rate'])) + '/s':<12}{kind:<11}{m['throughput']:>9.1f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{srv:>8}{cpu:>8}{m['errors']:>7}{'':>7}{'':>7}{m['loadavg']:>8.2f}")
         if "swap_memory" in res:
             sm = res["swap_memory"]
             lines.append(f"{w:<8}hot swap: PSS steady {sm['steady_pss_mb']} MB, peak {sm['peak_pss_mb']} MB ({sm['peak_ratio']}x), "

@@ -38,7 +38,7 @@ def get_value_state(request: Request):
     state = getattr(request.app.state, "socialrec", None)
     value = getattr(state, "value", None) if state is not None else None
     if value is None:
-        raise HTTPException(503, "no customer-value result is loaded; run the value pipeline first")
+        raise HTTPException(503, "customer value has not been computed; run `socialrec value --dataset ...`")
     return value
 
 
