@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         retrain_models: models the nightly retrain trains (comma-separated).
         retrain_tune: tune hyper-parameters in the nightly retrain.
         retrain_with_value: also recompute customer value / segments and write them back.
+        kind_weights: ``SOCIALREC_KIND_WEIGHTS`` — per-kind confidence weights when a dataset mixes
+            interaction kinds, e.g. ``purchase=1,rating=1,play=1,view=0.25`` (the default; see
+            :data:`graph.snapshot.DEFAULT_KIND_WEIGHTS`).
     """
 
     model_config = SettingsConfigDict(env_prefix="SOCIALREC_", env_file=".env", extra="ignore")
@@ -81,6 +84,7 @@ class Settings(BaseSettings):
     retrain_models: str = "popular,als,itemcf"
     retrain_tune: bool = True
     retrain_with_value: bool = True
+    kind_weights: str | None = None
 
     def resolved_pseudonym_key(self) -> bytes:
         """The HMAC key for user-id pseudonyms.
@@ -113,9 +117,32 @@ class Settings(BaseSettings):
         """
         return hmac.new(self.resolved_pseudonym_key(), b"socialrec-key-id", hashlib.sha256).hexdigest()[:12]
 
+    def parsed_kind_weights(self) -> dict[str, float] | None:
+        """``kind_weights`` as ``{kind: weight}`` (None when unset).
+
+        Raises:
+            ConfigError: not ``kind=number`` pairs, or a negative weight.
+        """
+        if not self.kind_weights:
+            return None
+        out = {}
+        for part in self.kind_weights.replace(";", ",").split(","):
+            if not part.strip():
+                continue
+            name, sep, value = part.partition("=")
+            try:
+                weight = float(value)
+            except ValueError:
+                weight = -1.0
+            if not sep or not name.strip() or not (weight >= 0):
+                raise ConfigError(f"SOCIALREC_KIND_WEIGHTS: expected kind=weight pairs (weight >= 0), got {part!r}")
+            out[name.strip()] = weight
+        return out
+
     def store_kwargs(self) -> dict:
         """Keyword arguments for :func:`graph.store.open_store`."""
         return {
+            "kind_weights": self.parsed_kind_weights(),
             "home": self.home,
             "neo4j_uri": self.neo4j_uri,
             "neo4j_user": self.neo4j_user,

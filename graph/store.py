@@ -165,6 +165,7 @@ class GraphStore(ABC):
             self.read_table("items"),
             self.read_table("interactions"),
             self.read_table("follows"),
+            kind_weights=getattr(self, "kind_weights", None),
         )
 
     # ---------------------------------------------------------------- write-back
@@ -513,6 +514,7 @@ def open_store(
     neo4j_user: str = "neo4j",
     neo4j_password: str | None = None,
     kind: str | None = None,
+    kind_weights: dict[str, float] | None = None,
 ) -> GraphStore:
     """Open the configured store for ``dataset``.
 
@@ -522,6 +524,8 @@ def open_store(
         neo4j_uri, neo4j_user, neo4j_password: Neo4j connection; when the URI is unset the
             embedded store is used.
         kind: force ``"embedded"`` or ``"neo4j"``; None = Neo4j iff a URI is given.
+        kind_weights: per-kind confidence weights its snapshots use for mixed-kind tables
+            (``SOCIALREC_KIND_WEIGHTS``; None = :data:`graph.snapshot.DEFAULT_KIND_WEIGHTS`).
     Returns:
         A :class:`GraphStore`.
     Raises:
@@ -529,11 +533,14 @@ def open_store(
     """
     kind = kind or ("neo4j" if neo4j_uri else "embedded")
     if kind == "embedded":
-        return EmbeddedStore(Path(home) / "store", dataset)
-    if kind == "neo4j":
+        store: GraphStore = EmbeddedStore(Path(home) / "store", dataset)
+    elif kind == "neo4j":
         if not neo4j_uri:
             raise ValueError("store 'neo4j' needs SOCIALREC_NEO4J_URI")
         from graph.neo4j_store import Neo4jStore  # imported lazily: the driver is only needed here
 
-        return Neo4jStore(neo4j_uri, neo4j_user, neo4j_password or "", dataset)
-    raise ValueError(f"unknown store kind {kind!r}; expected 'embedded' or 'neo4j'")
+        store = Neo4jStore(neo4j_uri, neo4j_user, neo4j_password or "", dataset)
+    else:
+        raise ValueError(f"unknown store kind {kind!r}; expected 'embedded' or 'neo4j'")
+    store.kind_weights = kind_weights  # snapshot(): per-kind confidence weights of mixed tables
+    return store
