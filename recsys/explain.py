@@ -247,8 +247,8 @@ def reasons_from_evidence(snapshot: Snapshot, model: Recommender, item_idx: np.n
         social_row, similar_row: the user's (c,) rows; ``favourite_row``: (2,).
     """
     items = np.asarray(item_idx).ravel().tolist()
-    pos = np.asarray(positions).ravel().tolist()
-    social = {j: int(social_row[p]) for j, p in zip(items, pos)}
-    best = {j: int(similar_row[p]) for j, p in zip(items, pos) if similar_row[p] >= 0}
-    fav = {int(f) for f in favourite_row if f >= 0}
+    pos = np.asarray(positions).ravel()
+    social = dict(zip(items, np.asarray(social_row)[pos].tolist()))
+    best = {j: b for j, b in zip(items, np.asarray(similar_row)[pos].tolist()) if b >= 0}
+    fav = {f for f in np.asarray(favourite_row).tolist() if f >= 0}
     return compose_reasons(snapshot, model, item_idx, social, best, fav, popularity, popularity_cut, max_reasons)

@@ -691,7 +691,9 @@ def _shared_arrays(folder: Path, name: str, compute: Callable[[], tuple[np.ndarr
                 del arrays
                 done.write_text("")
             n = len(list(folder.glob(f"{name}-*.npy")))
-            return tuple(np.load(folder / f"{name}-{i}.npy", mmap_mode=mmap_mode) for i in range(n))
+            # plain ndarray views of the maps (np.memmap's Python-level __getitem__ costs ~10 µs
+            # per index on the request path); the view keeps the mapping alive
+            return tuple(np.asarray(np.load(folder / f"{name}-{i}.npy", mmap_mode=mmap_mode)) for i in range(n))
     except OSError:
         return tuple(compute())
 
