@@ -216,10 +216,57 @@ def cmd_evaluate(args) -> int:
     return EXIT_OK
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def _serve_preflight(settings: Settings, host: str, allow_public: bool = False) -> list[str]:
+    """What ``serve`` must say before it starts (logged as warnings); refuses unsafe binds.
+
+    * demo/test mode without API keys answers every route, admin included, without a key: say
+      so loudly, and refuse a non-loopback host (``--allow-public-demo`` overrides);
+    * the routes that will answer 503 and why (no promoted version; no customer value computed).
+
+    Raises:
+        BadInput: a non-loopback host in demo/test mode without auth.
+    """
+    from api.security import load_keyring
+
+    notes = []
+    try:
+        open_routes = not load_keyring(settings).required
+    except Exception:  # noqa: BLE001 - the server reports key problems itself
+        open_routes = False
+    if settings.mode in ("demo", "test") and open_routes:
+        if host not in LOOPBACK_HOSTS and not allow_public:
+            raise BadInput(f"SOCIALREC_MODE={settings.mode}: admin and event routes answer without an API key, so the "
+                           f"server binds loopback only; refusing --host {host} (use SOCIALREC_MODE=production with "
+                           "SOCIALREC_API_KEYS, or --allow-public-demo)")
+        notes.append(f"*** SOCIALREC_MODE={settings.mode}: NO AUTHENTICATION — every route, admin included, answers "
+                     "without an API key. Never expose this server. ***")
+    from recsys.versions import promoted_datasets
+
+    dataset = settings.dataset or next((d for _, d in promoted_datasets(settings.home)), None)
+    if dataset is None:
+        notes.append("no promoted model version: /ready and the recommendation routes answer 503 until `socialrec train`")
+    else:
+        try:
+            from recsys.value.pipeline import load_result
+
+            load_result(settings.home, dataset)
+        except ImportError:
+            notes.append("customer value is not installed: /v1/users/{id}/value and /v1/segments answer 503")
+        except (FileNotFoundError, OSError, ValueError):
+            notes.append(f"no customer value computed for {dataset}: /v1/users/{{id}}/value and /v1/segments answer 503 "
+                         f"until `socialrec value --dataset {dataset}` (or a nightly retrain with value) runs")
+    return notes
+
+
 def cmd_serve(args) -> int:
     from api.app import serve
 
     settings = _settings(args)
+    for note in _serve_preflight(settings, args.host, getattr(args, "allow_public_demo", False)):
+        log.warning("%s", note)
     serve(settings, host=args.host, port=args.port, workers=args.workers)
     return EXIT_OK
 
@@ -437,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1,
                    help="worker processes forked after the model is loaded (they share its memory copy-on-write)")
+    s.add_argument("--allow-public-demo", action="store_true",
+                   help="let a demo/test-mode server (no authentication) bind a non-loopback host")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("retrain", help="the nightly job: snapshot -> train -> holdout -> quality gate -> write back -> promote")

@@ -43,3 +43,24 @@ def test_a_32_byte_random_key_is_accepted_in_production():
 
     key = secrets.token_urlsafe(32)
     assert Settings(mode="production", pseudonym_key=key).resolved_pseudonym_key() == key.encode()
+
+
+def test_demo_mode_without_keys_refuses_a_public_bind_and_says_which_routes_503(tmp_path):
+    """Issue 14 items 18 and 20: loud warning, loopback only, and the 503 routes named at start."""
+    from api.cli import BadInput, _serve_preflight
+    from api.settings import Settings
+
+    settings = Settings(home=tmp_path, mode="demo", neo4j_uri=None, api_keys=None, api_keys_file=None, dataset=None)
+    with pytest.raises(BadInput, match="loopback"):
+        _serve_preflight(settings, "0.0.0.0")
+    notes = _serve_preflight(settings, "127.0.0.1")
+    assert any("NO AUTHENTICATION" in n for n in notes) and any("503" in n for n in notes)
+    assert _serve_preflight(settings, "0.0.0.0", allow_public=True)
+
+
+def test_serve_names_the_value_routes_that_will_503(api_settings):
+    from api.cli import _serve_preflight
+
+    notes = _serve_preflight(api_settings, "127.0.0.1")  # filmtrust trained, no customer value computed
+    assert any("/v1/segments" in n and "socialrec value" in n for n in notes)
+    assert not any("NO AUTHENTICATION" in n for n in notes)  # keys are configured
