@@ -354,6 +354,9 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         if events is not None:
             metrics.events_pending.set(events.queue.stats()["pending"])
         body, content_type = metrics.render()
+        from recsys.retrain import retrain_metrics_text
+
+        body += retrain_metrics_text(settings.home).encode()  # a rejected nightly is visible here
         return Response(body, media_type=content_type)
 
     @app.get(

@@ -475,3 +475,29 @@ def _finish(home, status_path: Path, report: dict) -> dict:
     with open(retrain_dir(home) / "history.jsonl", "a") as fh:
         fh.write(json.dumps(report, default=str) + "\n")
     return report
+
+
+def retrain_metrics_text(home: str | os.PathLike) -> str:
+    """Prometheus exposition lines for the nightly retrain, from ``retrain/history.jsonl``:
+    ``socialrec_retrain_runs_total{outcome}`` (promoted / rejected / failed / interrupted) and
+    ``socialrec_retrain_last_outcome{outcome}`` (1 for the last run's outcome), so a rejected
+    nightly is visible to whoever watches the server. Empty string when no run is recorded."""
+    path = Path(home) / "retrain" / "history.jsonl"
+    if not path.exists():
+        return ""
+    counts: dict[str, int] = {}
+    last = None
+    for line in path.read_text().splitlines():
+        try:
+            state = str(json.loads(line).get("state", "unknown"))
+        except ValueError:
+            continue
+        counts[state] = counts.get(state, 0) + 1
+        last = state
+    lines = ["# HELP socialrec_retrain_runs_total Nightly retrain runs by outcome (retrain/history.jsonl).",
+             "# TYPE socialrec_retrain_runs_total counter"]
+    lines += [f'socialrec_retrain_runs_total{{outcome="{k}"}} {v}' for k, v in sorted(counts.items())]
+    lines += ["# HELP socialrec_retrain_last_outcome 1 for the outcome of the last nightly retrain.",
+              "# TYPE socialrec_retrain_last_outcome gauge"]
+    lines += [f'socialrec_retrain_last_outcome{{outcome="{k}"}} {int(k == last)}' for k in sorted(counts)]
+    return "\n".join(lines) + "\n"

@@ -59,3 +59,21 @@ def test_a_user_with_nan_scores_gets_popular_items_and_ready_says_unhealthy(tiny
     with TestClient(app) as client:
         r = client.get("/ready")
         assert r.status_code == 503 and "unhealthy" in r.json()["detail"]
+
+
+def test_a_rejected_retrain_is_visible_in_metrics(tiny_snapshot, tmp_path):
+    """Issue 14 item 17: retrain outcomes by label in /metrics."""
+    import json
+
+    from api.app import AppState, create_app
+    from api.settings import Settings
+
+    (tmp_path / "retrain").mkdir()
+    (tmp_path / "retrain" / "history.jsonl").write_text(
+        "\n".join(json.dumps({"state": s}) for s in ("promoted", "rejected", "promoted", "rejected")) + "\n")
+    settings = Settings(home=tmp_path, neo4j_uri=None, mode="test", reload_poll_seconds=0)
+    with TestClient(create_app(settings, state=AppState())) as client:
+        text = client.get("/metrics").text
+    assert 'socialrec_retrain_runs_total{outcome="rejected"} 2' in text
+    assert 'socialrec_retrain_last_outcome{outcome="rejected"} 1' in text
+    assert 'socialrec_retrain_last_outcome{outcome="promoted"} 0' in text
