@@ -176,6 +176,8 @@ def _train(settings: Settings, dataset: str, models: list[str], store_kind, tune
         "serving_model": result.serving_model,
         "models": {n: {"params": result.params[n], "validation": result.validation[n], "fit_seconds": result.fit_seconds[n]} for n in result.models},
         "written_back": written,
+        # users the snapshot knows only from follows: no interaction, so no trained vector of their own
+        "n_users_without_vector": int((snapshot.interactions.indptr[1:] == snapshot.interactions.indptr[:-1]).sum()),
         "seconds": round(time.perf_counter() - t0, 2),
         "path": str(path),
     }

@@ -42,3 +42,15 @@ def test_als_factors_are_capped_at_the_data(caplog):
         model = AlternatingLeastSquaresModel(factors=64, iterations=2).fit(snap)
     assert model.user_factors_.shape[1] == model.factors_used_ == 10 and model.get_params()["factors"] == 64
     assert "capped at 10" in caplog.text
+
+
+def test_evaluate_reports_cold_test_users_and_items():
+    """Issue 14 item 17: the test set's cold users/items are in the evaluate JSON."""
+    from recsys.evaluation import evaluate
+
+    snap = synthetic_snapshot(n_users=20, n_items=30, density=0.2)
+    out = evaluate(snap, "cold-items", ["popular"], ks=(10,), seed=0, tune_params=False)
+    t = out["test_set"]
+    assert t["n_cold_test_items"] > 0 and t["n_cold_test_items"] <= t["n_test_items"]
+    assert 0.0 < t["cold_item_test_share"] <= 1.0
+    assert set(t) == {"n_test_users", "n_cold_test_users", "n_test_items", "n_cold_test_items", "cold_item_test_share"}
