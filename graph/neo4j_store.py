@@ -780,6 +780,15 @@ class Neo4jStore(GraphStore):
             props=props, nulls={p: None for p in props},
         )
 
+    def flip_write_back(self, slot: str) -> None:
+        """See :meth:`GraphStore.flip_write_back`; also sets ``current`` as a plain property of the
+        ``(:StoreMeta {key: 'doc:writeback'})`` node, so analysts' Cypher can build the slotted
+        property and index names (``docs/cypher.md``)."""
+        super().flip_write_back(slot)
+        key = f"doc:{self.WRITE_BACK_META}"
+        self._write(lambda tx: tx.run(f"MATCH (m:{META_LABEL} {{dataset: $ds, key: $key}}) SET m.current = $slot",
+                                      ds=self.dataset, key=key, slot=slot).consume(), "flip write-back")
+
     def _drop_slot(self, slot: str) -> None:
         """Remove one write-back slot: its vectors (and their indexes) and its scores."""
         from graph.store import SLOT_SEPARATOR
