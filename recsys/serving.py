@@ -25,9 +25,22 @@ class ItemNotFoundError(KeyError):
     """The item id is not in the served catalogue."""
 
 
-#: bump when :func:`recsys.explain.precompute_evidence` changes what it computes: the cached
-#: files of older code are then ignored (recomputed under the new name)
-EVIDENCE_FORMAT = 2
+def _evidence_key() -> str:
+    """A digest of the code that computes the reasons' evidence (and its thresholds): cached
+    evidence files carry it in their name, so files written by older code are never read."""
+    import hashlib
+    import inspect
+
+    from recsys import explain
+
+    parts = [inspect.getsource(f) for f in (explain.precompute_evidence, explain._evidence_rows, explain._best_similar,
+                                             explain._item_similarity, explain._followee_counts,
+                                             explain._favourite_categories)]
+    parts.append(repr({k: v for k, v in vars(explain).items() if k.isupper()}))
+    return hashlib.sha256("".join(parts).encode()).hexdigest()[:10]
+
+
+EVIDENCE_FORMAT = _evidence_key()
 
 
 class RecommendationService:
