@@ -35,6 +35,7 @@ import orjson
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from pydantic import Field
 
 from api.deps import AUTH_ERRORS, get_service, get_state, require_role
 from api.metrics import BodyLimitMiddleware, ObservabilityMiddleware, ServingMetrics
@@ -325,7 +326,9 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     State = Annotated[AppState, Depends(get_state)]
     Service = Annotated[RecommendationService, Depends(get_service)]
     K = Annotated[int, Query(ge=1, le=min(MAX_K, settings.max_k), description=f"number of items, 1..{min(MAX_K, settings.max_k)}")]
-    ItemList = Annotated[list[str] | None, Query(max_length=MAX_FILTER_VALUES)]
+    # the id/category rules are in the schema itself, so the contract says what the server rejects
+    ItemList = Annotated[list[Annotated[str, Field(pattern=ID_PATTERN)]] | None, Query(max_length=MAX_FILTER_VALUES)]
+    CategoryList = Annotated[list[Annotated[str, Field(pattern=CATEGORY_PATTERN)]] | None, Query(max_length=MAX_FILTER_VALUES)]
 
     @app.get("/health", tags=["ops"])
     def health() -> dict:
@@ -374,8 +377,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         k: K = 10,
         exclude_purchased: Annotated[bool, Query(description="drop items the user already interacted with (history and live events)")] = True,
         exclude_items: Annotated[ItemList, Query(description="item ids never to return (repeat the parameter)")] = None,
-        categories: Annotated[ItemList, Query(description="only items in these categories")] = None,
-        exclude_categories: Annotated[ItemList, Query(description="never items in these categories")] = None,
+        categories: Annotated[CategoryList, Query(description="only items in these categories")] = None,
+        exclude_categories: Annotated[CategoryList, Query(description="never items in these categories")] = None,
         max_per_category: Annotated[int | None, Query(ge=1, le=MAX_K, description="diversity: at most N items per category")] = None,
     ) -> dict:
         """Top-k items for a user with reasons; unknown users get ``strategy: popular_fallback``."""
@@ -530,14 +533,14 @@ def _include_optional_routers(app: FastAPI, get_state, require=None) -> None:
     # of every sub-dependency on every request (inspect.signature and all), which was ~60 % of a
     # cached recommendation's CPU time. The routers' own dependencies read app.state.socialrec.
     if value_routes is not None:
-        app.include_router(value_routes.router, dependencies=auth("storefront"))
+        app.include_router(value_routes.router, dependencies=auth("storefront"), responses=AUTH_ERRORS)
 
     try:
         coldstart_routes = importlib.import_module("api.routes.coldstart")
     except ImportError:
         coldstart_routes = None
     if coldstart_routes is not None and hasattr(coldstart_routes, "router"):
-        app.include_router(coldstart_routes.router, dependencies=auth("events"))
+        app.include_router(coldstart_routes.router, dependencies=auth("events"), responses=AUTH_ERRORS)
 
 
 # ============================================================================ serving processes
