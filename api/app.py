@@ -29,7 +29,7 @@ import threading
 import time
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Callable
+from typing import Annotated, Callable, Literal
 
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
@@ -380,6 +380,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         categories: Annotated[CategoryList, Query(description="only items in these categories")] = None,
         exclude_categories: Annotated[CategoryList, Query(description="never items in these categories")] = None,
         max_per_category: Annotated[int | None, Query(ge=1, le=MAX_K, description="diversity: at most N items per category")] = None,
+        include: Annotated[list[Literal["item"]] | None, Query(max_length=1, description="include=item: each item carries "
+                                                               "its display fields (category, text; title for items registered online)")] = None,
     ) -> dict:
         """Top-k items for a user with reasons; unknown users get ``strategy: popular_fallback``."""
         _check_values("exclude_items", exclude_items, ID_PATTERN)
@@ -403,6 +405,9 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         follower = getattr(state.events, "follower", None)
         if follower is not None and follower.behind():  # another worker journalled events: apply them first
             await run_in_threadpool(follower.catch_up)
+        if include:  # display fields beside each item (issue 14 item 19)
+            out = await run_in_threadpool(service.recommend, user_id, k=k, exclude_items=exclude_items, **filters)
+            return FastJSONResponse(with_item_fields(service, out))
         if service.answers_from_cache(user_id, exclude_purchased=exclude_purchased, categories=categories):
             return FastJSONResponse(service.recommend(user_id, k=k, exclude_items=exclude_items, **filters))
         return FastJSONResponse(await run_in_threadpool(service.recommend, user_id, k=k, exclude_items=exclude_items, **filters))
@@ -466,6 +471,28 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     event_routes.publish_batch_limit(app, settings.max_batch_events)
     _include_optional_routers(app, lambda request: request.app.state.socialrec, require)
     return app
+
+
+def with_item_fields(service, out: dict) -> dict:
+    """``?include=item``: add ``"item": {"category", "text", "title"?}`` to each recommended item, so
+    a storefront needs no second lookup. ``text`` is the catalogue's display text (title, brand and
+    description as loaded; the snapshot keeps them joined); items registered online also carry
+    their ``title``. Missing fields are null."""
+    snap = service.snapshot
+    for it in out.get("items", []):
+        j = snap.item_index(it["item_id"])
+        fields = {"category": None, "text": None}
+        if j is not None:
+            c = int(snap.item_category[j]) if snap.item_category.size else -1
+            fields["category"] = str(snap.categories[c]) if c >= 0 else None
+            text = str(snap.item_text[j]).strip() if snap.item_text.size else ""
+            fields["text"] = text or None
+        else:
+            new = service.overlay.get_item(it["item_id"])
+            if new is not None:
+                fields.update(category=new.category, title=new.title)
+        it["item"] = fields
+    return out
 
 
 def _check_values(name: str, values: list[str] | None, pattern: str) -> None:

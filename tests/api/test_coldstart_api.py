@@ -182,3 +182,19 @@ def test_ids_with_a_slash_and_either_unicode_form_are_one_servable_item(lastfm_a
     assert again.status_code == 200 and again.json()["created"] is False
     assert client.get("/v1/items/caf%C3%A9-1/similar").status_code == 200
     assert client.get("/v1/items/cafe%CC%81-1/similar").status_code == 200
+
+
+def test_include_item_adds_display_fields(lastfm_app, lastfm_raw, lastfm_snapshot):
+    """Issue 14 item 19: ?include=item gives each recommended item its category and display text."""
+    client, _ = lastfm_app
+    raw = str(lastfm_raw["userID"].iloc[3])
+    plain = client.get(f"/v1/users/{raw}/recommendations", params={"k": 5}).json()
+    rich = client.get(f"/v1/users/{raw}/recommendations", params={"k": 5, "include": "item"}).json()
+    assert [i["item_id"] for i in rich["items"]] == [i["item_id"] for i in plain["items"]]
+    assert all("item" not in i for i in plain["items"])
+    for it in rich["items"]:
+        j = lastfm_snapshot.item_index(it["item_id"])
+        c = int(lastfm_snapshot.item_category[j])
+        assert it["item"]["category"] == (str(lastfm_snapshot.categories[c]) if c >= 0 else None)
+        assert "text" in it["item"]
+    assert client.get(f"/v1/users/{raw}/recommendations", params={"include": "price"}).status_code == 422
