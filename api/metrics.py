@@ -136,6 +136,8 @@ class ServingMetrics:
 
 
 _TEMPLATES: dict[str, str] = {}
+#: the OpenAPI schema and the interactive docs (fixed paths, no user data): own metric labels
+DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 
 def _route_template(scope) -> str:
@@ -144,7 +146,8 @@ def _route_template(scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     if not path:
-        return "<unmatched>"
+        # FastAPI's own documentation routes set no scope["route"]: label them as themselves
+        return scope.get("path") if scope.get("path") in DOC_PATHS else "<unmatched>"
     template = _TEMPLATES.get(path)
     if template is None:
         template = _TEMPLATES[path] = re.sub(r"\{(\w+):\w+\}", r"{\1}", path)

@@ -64,3 +64,20 @@ def test_serve_names_the_value_routes_that_will_503(api_settings):
     notes = _serve_preflight(api_settings, "127.0.0.1")  # filmtrust trained, no customer value computed
     assert any("/v1/segments" in n and "socialrec value" in n for n in notes)
     assert not any("NO AUTHENTICATION" in n for n in notes)  # keys are configured
+
+
+def test_openapi_and_docs_are_labelled_as_themselves_in_metrics(tmp_path):
+    """Issue 14 item 17: /openapi.json and /docs are not '<unmatched>' in /metrics."""
+    from fastapi.testclient import TestClient
+
+    from api.app import AppState, create_app
+    from api.settings import Settings
+
+    app = create_app(Settings(home=tmp_path, neo4j_uri=None, mode="test", reload_poll_seconds=0), state=AppState())
+    with TestClient(app) as c:
+        c.get("/openapi.json")
+        c.get("/docs")
+        c.get("/no-such-route")
+        text = c.get("/metrics").text
+    assert 'route="/openapi.json",status="200"' in text and 'route="/docs",status="200"' in text
+    assert 'route="<unmatched>",status="404"' in text
