@@ -128,6 +128,8 @@ def cmd_etl(args) -> int:
     store = _open_store(settings, args.dataset, args.store)
     try:
         report = _run_etl(settings, args.dataset, store, progress=not args.no_progress, replace=args.replace)
+        if hasattr(store, "transient_retries"):  # Neo4j: transactions the driver retried (deadlock, leader switch)
+            report["neo4j_transient_retries"] = int(store.transient_retries)
     finally:
         store.close()
     human = "\n".join(f"{t:<13} read={v['read']:>9,} loaded={v['loaded']:>9,} quarantined={v['quarantined']:>7,}"

@@ -154,6 +154,7 @@ class Neo4jStore(GraphStore):
         self._eid_cache: dict[str, dict[str, str]] | None = None  # label -> id -> elementId, during load()
         self._local = threading.local()  # per loader thread: element ids merged by the open transaction
         self._cache_lock = threading.Lock()
+        self.transient_retries = 0  # write transactions the driver retried on transient errors
         try:
             self._driver.verify_connectivity()
         except Exception as exc:  # neo4j raises several unrelated types here
@@ -166,14 +167,25 @@ class Neo4jStore(GraphStore):
         return self._driver.session(database=self.database)
 
     def _write(self, work: Callable, what: str):
-        """Run ``work(tx)`` in one managed write transaction (retried on transient errors)."""
+        """Run ``work(tx)`` in one managed write transaction (retried on transient errors; every
+        retry is counted in ``transient_retries``, reported per load by ``socialrec etl``)."""
+        calls = [0]
+
+        def counted(tx):
+            calls[0] += 1
+            return work(tx)
+
         try:
             with self._session() as session:
-                return session.execute_write(work)
+                return session.execute_write(counted)
         except (KeyError, ValueError):
             raise
         except Exception as exc:
             raise StoreError(f"neo4j {what} failed for dataset {self.dataset!r}: {exc}") from exc
+        finally:
+            if calls[0] > 1:
+                with self._cache_lock:
+                    self.transient_retries += calls[0] - 1
 
     def _read(self, query: str, **params) -> list:
         try:

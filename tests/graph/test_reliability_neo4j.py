@@ -121,3 +121,20 @@ def test_no_nan_property_reaches_the_graph(neo4j_store):
                              "RETURN u.propensity AS p ORDER BY u.propensity DESC")
     assert [r["p"] for r in ranked] == [0.5, 0.1]
     assert neo4j_store.run("MATCH (u:User {dataset: $ds}) WHERE u.nan_embedding IS NOT NULL RETURN count(u) AS n")[0]["n"] == 0
+
+
+def test_transient_retries_are_counted(neo4j_store):
+    """Issue 14 item 17: a transaction the driver retries is counted on the store."""
+    from neo4j.exceptions import TransientError
+
+    attempts = []
+
+    def flaky(tx):
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise TransientError("simulated deadlock")
+        tx.run("RETURN 1").consume()
+
+    assert neo4j_store.transient_retries == 0
+    neo4j_store._write(flaky, "flaky write")
+    assert len(attempts) == 3 and neo4j_store.transient_retries == 2
