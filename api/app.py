@@ -227,8 +227,6 @@ class VersionWatcher:
                 service = build_service(self.settings, dataset, self.state.pseudonymise, version, self.candidates)
                 self.state.swap(service, _load_value(self.settings, service.version))
                 del current
-                if gc.get_freeze_count():  # a pre-forked worker's first swap: the inherited version was frozen
-                    gc.unfreeze()
                 gc.collect()  # the old version's cycles (cold-start wrapper, overlay) go now, not at some later collection
             log.info("hot swap: now serving %s (was %s), loaded in %.1fs", service.model_version, previous, time.perf_counter() - t0)
             return {"swapped": True, "model_version": service.model_version, "previous": previous}
