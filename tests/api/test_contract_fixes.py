@@ -81,3 +81,20 @@ def test_openapi_and_docs_are_labelled_as_themselves_in_metrics(tmp_path):
         text = c.get("/metrics").text
     assert 'route="/openapi.json",status="200"' in text and 'route="/docs",status="200"' in text
     assert 'route="<unmatched>",status="404"' in text
+
+
+def test_retrain_json_prints_an_error_object_when_the_lock_is_held(tmp_path, monkeypatch, capsys):
+    """Issue 14 item 17: `retrain --json` keeps its one-object promise when it cannot run."""
+    import json
+
+    from api.cli import main
+    from recsys.retrain import retrain_lock
+
+    for key in ("SOCIALREC_NEO4J_URI", "SOCIALREC_DATASET"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("SOCIALREC_HOME", str(tmp_path))
+    monkeypatch.setenv("SOCIALREC_MODE", "test")
+    with retrain_lock(tmp_path):
+        code = main(["retrain", "--dataset", "filmtrust", "--json", "--no-progress"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 1 and out["state"] == "locked" and out["promoted"] is False and "another retrain" in out["error"]
