@@ -22,18 +22,20 @@
 
 # no `from __future__ import annotations`: FastAPI must resolve the local Annotated aliases at import time
 
+import fcntl
+import gc
 import logging
-import os
-import signal
-import socket
 import threading
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Callable
+from typing import Annotated, Callable, Literal
 
+import orjson
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from pydantic import Field
 
 from api.deps import AUTH_ERRORS, get_service, get_state, require_role
 from api.metrics import BodyLimitMiddleware, ObservabilityMiddleware, ServingMetrics
@@ -44,10 +46,19 @@ from recsys.serving import ItemNotFoundError, RecommendationService
 
 log = logging.getLogger(__name__)
 MAX_K = 100
-from etl.validate import ID_PATTERN  # noqa: E402 - the ETL's id rule, so every loaded id can be served
+from etl.validate import ID_PATTERN, canonical_id  # noqa: E402 - the ETL's id rule, so every loaded id can be served
 CATEGORY_PATTERN = r"^[^\x00-\x1f]{1,200}$"
 MAX_FILTER_VALUES = 100
 CANDIDATES = 200  # per-user candidate list precomputed at load (RecommendationService.warm)
+SERVING_CACHE = "serving-cache"  # folder in a version's directory: memory-mapped arrays shared by workers
+
+
+class FastJSONResponse(JSONResponse):
+    """JSON rendered by ``orjson`` (~10x faster than the standard library on a response of k
+    items with reasons); the service already returns plain JSON types."""
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 @dataclass
@@ -77,8 +88,11 @@ class AppState:
         """Replace the serving service in one reference assignment.
 
         Live-event state of the old service (items users interacted with since its snapshot) is
-        carried over, so a swap never makes a just-bought item reappear.
+        carried over, so a swap never makes a just-bought item reappear; users and items
+        registered online that the new version does not know are re-applied from the journal
+        (:func:`recsys.events.restore_registrations`) before it serves.
         """
+        _restore_registrations(service, self.events)
         with self.lock:
             old = self.service
             if old is not None and hasattr(old, "_recent") and hasattr(service, "_recent"):
@@ -105,9 +119,16 @@ def build_service(settings: Settings, dataset: str, pseudonymise, version: str |
             f"(key id {built_with}, this server's is {settings.pseudonym_key_id()}): its users could never be "
             "found. Serve it with the key (or SOCIALREC_MODE) it was built with, or retrain with this key."
         )
+    from recsys.serving import map_model_arrays
+    from recsys.versions import models_dir
+
+    # the version's own folder holds its serving cache: factor tables and candidate lists are
+    # written once and memory-mapped by every worker and every later load (one copy in memory)
+    cache = models_dir(settings.home, dataset) / loaded.version / SERVING_CACHE
+    map_model_arrays(loaded.models, cache)
     service = RecommendationService(loaded, pseudonymise)
     if hasattr(service, "warm"):
-        service.warm(candidates)
+        service.warm(candidates, cache_dir=cache)
     return service
 
 
@@ -200,8 +221,13 @@ class VersionWatcher:
             if version is None or (current is not None and current.version.version == version and current.snapshot.dataset == dataset):
                 return {"swapped": False, "model_version": previous, "previous": previous}
             t0 = time.perf_counter()
-            service = build_service(self.settings, dataset, self.state.pseudonymise, version, self.candidates)
-            self.state.swap(service, _load_value(self.settings, service.version))
+            # one load at a time per host (the workers of `serve --workers N` take turns): a swap
+            # then holds the old version plus one worker's loading transient, never N of them
+            with _swap_lock(self.settings.home, dataset):
+                service = build_service(self.settings, dataset, self.state.pseudonymise, version, self.candidates)
+                self.state.swap(service, _load_value(self.settings, service.version))
+                del current
+                gc.collect()  # the old version's cycles (cold-start wrapper, overlay) go now, not at some later collection
             log.info("hot swap: now serving %s (was %s), loaded in %.1fs", service.model_version, previous, time.perf_counter() - t0)
             return {"swapped": True, "model_version": service.model_version, "previous": previous}
 
@@ -225,6 +251,23 @@ class VersionWatcher:
                 if self.last_error != str(exc):
                     log.warning("hot swap failed, still serving the old version: %s", exc)
                 self.last_error = str(exc)
+
+
+@contextmanager
+def _swap_lock(home, dataset: str):
+    """An exclusive ``fcntl`` lock on ``models/<dataset>/.swap.lock`` (a no-op where it cannot be taken)."""
+    from recsys.versions import models_dir
+
+    try:
+        folder = models_dir(home, dataset)
+        folder.mkdir(parents=True, exist_ok=True)
+        fh = open(folder / ".swap.lock", "a+")
+    except OSError:
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 # ============================================================================ the app
@@ -281,7 +324,9 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     State = Annotated[AppState, Depends(get_state)]
     Service = Annotated[RecommendationService, Depends(get_service)]
     K = Annotated[int, Query(ge=1, le=min(MAX_K, settings.max_k), description=f"number of items, 1..{min(MAX_K, settings.max_k)}")]
-    ItemList = Annotated[list[str] | None, Query(max_length=MAX_FILTER_VALUES)]
+    # the id/category rules are in the schema itself, so the contract says what the server rejects
+    ItemList = Annotated[list[Annotated[str, Field(pattern=ID_PATTERN)]] | None, Query(max_length=MAX_FILTER_VALUES)]
+    CategoryList = Annotated[list[Annotated[str, Field(pattern=CATEGORY_PATTERN)]] | None, Query(max_length=MAX_FILTER_VALUES)]
 
     @app.get("/health", tags=["ops"])
     def health() -> dict:
@@ -295,6 +340,9 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         service = state.service
         if service is None:
             raise HTTPException(503, "no model version loaded")
+        if getattr(service, "unhealthy", None):
+            raise HTTPException(503, f"model version {service.model_version} is unhealthy: non-finite vectors "
+                                     f"{service.unhealthy}; affected users get popular_fallback until a healthy version is promoted")
         out = {"status": "ready", "model_version": service.model_version, "dataset": service.snapshot.dataset}
         events = state.events
         if events is not None:
@@ -309,26 +357,34 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         if events is not None:
             metrics.events_pending.set(events.queue.stats()["pending"])
         body, content_type = metrics.render()
+        from recsys.retrain import retrain_metrics_text
+
+        body += retrain_metrics_text(settings.home).encode()  # a rejected nightly is visible here
         return Response(body, media_type=content_type)
 
     @app.get(
-        "/v1/users/{user_id}/recommendations",
+        "/v1/users/{user_id:path}/recommendations",
         tags=["recommendations"],
         dependencies=storefront,
         responses={**auth_errors, 503: {"content": {PROBLEM_JSON: {}}}},
     )
-    def recommendations(
+    async def recommendations(
+        state: State,
         service: Service,
         user_id: Annotated[str, Path(pattern=ID_PATTERN, description="the shop's raw user id")],
         k: K = 10,
         exclude_purchased: Annotated[bool, Query(description="drop items the user already interacted with (history and live events)")] = True,
         exclude_items: Annotated[ItemList, Query(description="item ids never to return (repeat the parameter)")] = None,
-        categories: Annotated[ItemList, Query(description="only items in these categories")] = None,
-        exclude_categories: Annotated[ItemList, Query(description="never items in these categories")] = None,
+        categories: Annotated[CategoryList, Query(description="only items in these categories")] = None,
+        exclude_categories: Annotated[CategoryList, Query(description="never items in these categories")] = None,
         max_per_category: Annotated[int | None, Query(ge=1, le=MAX_K, description="diversity: at most N items per category")] = None,
+        include: Annotated[list[Literal["item"]] | None, Query(max_length=1, description="include=item: each item carries "
+                                                               "its display fields (category, text; title for items registered online)")] = None,
     ) -> dict:
         """Top-k items for a user with reasons; unknown users get ``strategy: popular_fallback``."""
         _check_values("exclude_items", exclude_items, ID_PATTERN)
+        if exclude_items:
+            exclude_items = [canonical_id(i) for i in exclude_items]
         _check_values("categories", categories, CATEGORY_PATTERN)
         _check_values("exclude_categories", exclude_categories, CATEGORY_PATTERN)
         filters = {}
@@ -340,24 +396,39 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             filters["exclude_categories"] = exclude_categories
         if max_per_category is not None:
             filters["max_per_category"] = max_per_category
-        # a plain JSONResponse: the service already returns JSON types, so FastAPI's generic
-        # jsonable_encoder pass (a third of the per-request cost on ciao) is skipped
-        return JSONResponse(service.recommend(user_id, k=k, exclude_items=exclude_items, **filters))
+        # async route: a request the precomputed candidate lists answer (~0.2 ms of NumPy) runs on
+        # the event loop, saving the thread-pool round trip; one that scores the catalogue
+        # (filters, live events, cold start) goes to the thread pool so the loop never blocks.
+        # The response skips FastAPI's generic jsonable_encoder pass (orjson, plain JSON types).
+        follower = getattr(state.events, "follower", None)
+        if follower is not None and follower.behind():  # another worker journalled events: apply them first
+            await run_in_threadpool(follower.catch_up)
+        if include:  # display fields beside each item (issue 14 item 19)
+            out = await run_in_threadpool(service.recommend, user_id, k=k, exclude_items=exclude_items, **filters)
+            return FastJSONResponse(with_item_fields(service, out))
+        if service.answers_from_cache(user_id, exclude_purchased=exclude_purchased, categories=categories):
+            return FastJSONResponse(service.recommend(user_id, k=k, exclude_items=exclude_items, **filters))
+        return FastJSONResponse(await run_in_threadpool(service.recommend, user_id, k=k, exclude_items=exclude_items, **filters))
 
     @app.get(
-        "/v1/items/{item_id}/similar",
+        "/v1/items/{item_id:path}/similar",
         tags=["recommendations"],
         dependencies=storefront,
         responses={**auth_errors, 404: {"content": {PROBLEM_JSON: {}}}, 503: {"content": {PROBLEM_JSON: {}}}},
     )
     def similar(
+        state: State,
         service: Service,
         item_id: Annotated[str, Path(pattern=ID_PATTERN)],
         k: K = 10,
     ) -> dict:
         """Items similar to an item."""
+        follower = getattr(state.events, "follower", None)
+        if follower is not None and follower.behind():  # an item registered on another worker
+            follower.catch_up()
+        item_id = canonical_id(item_id)
         try:
-            return service.similar(item_id, k=k)
+            return FastJSONResponse(service.similar(item_id, k=k))
         except ItemNotFoundError:
             raise HTTPException(404, f"unknown item {item_id!r}") from None
 
@@ -398,8 +469,31 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     from api.routes import reports as report_routes
 
     app.include_router(report_routes.router)
+    event_routes.publish_batch_limit(app, settings.max_batch_events)
     _include_optional_routers(app, lambda request: request.app.state.socialrec, require)
     return app
+
+
+def with_item_fields(service, out: dict) -> dict:
+    """``?include=item``: add ``"item": {"category", "text", "title"?}`` to each recommended item, so
+    a storefront needs no second lookup. ``text`` is the catalogue's display text (title, brand and
+    description as loaded; the snapshot keeps them joined); items registered online also carry
+    their ``title``. Missing fields are null."""
+    snap = service.snapshot
+    for it in out.get("items", []):
+        j = snap.item_index(it["item_id"])
+        fields = {"category": None, "text": None}
+        if j is not None:
+            c = int(snap.item_category[j]) if snap.item_category.size else -1
+            fields["category"] = str(snap.categories[c]) if c >= 0 else None
+            text = str(snap.item_text[j]).strip() if snap.item_text.size else ""
+            fields["text"] = text or None
+        else:
+            new = service.overlay.get_item(it["item_id"])
+            if new is not None:
+                fields.update(category=new.category, title=new.title)
+        it["item"] = fields
+    return out
 
 
 def _check_values(name: str, values: list[str] | None, pattern: str) -> None:
@@ -427,7 +521,27 @@ def _start_events(settings: Settings, state: AppState, metrics: ServingMetrics):
         log.error("event queue unavailable (%s); POST /v1/events answers 503", exc)
         return None
     state.events = ctx
+    if state.service is not None:
+        _restore_registrations(state.service, ctx)
+    try:  # every worker applies every worker's events and registrations (api/follower.py)
+        from api.follower import JournalFollower
+
+        ctx.follower = JournalFollower(ctx.queue, state, interval_s=settings.replay_interval_seconds)
+    except Exception as exc:  # noqa: BLE001 - a single process still folds its own events in
+        log.warning("journal follower unavailable (%s); events fold into this worker only", exc)
     return ctx
+
+
+def _restore_registrations(service, events) -> None:
+    """Re-apply journalled registrations to a service about to serve (never fails the load)."""
+    if events is None or service is None:
+        return
+    from recsys.events import restore_registrations
+
+    try:
+        restore_registrations(service, events.queue)
+    except Exception as exc:  # noqa: BLE001 - serving the version matters more; logged
+        log.warning("could not restore registrations from the journal: %s", exc)
 
 
 def _include_optional_routers(app: FastAPI, get_state, require=None) -> None:
@@ -443,96 +557,23 @@ def _include_optional_routers(app: FastAPI, get_state, require=None) -> None:
         value_routes = importlib.import_module("api.routes.value")
     except ImportError:
         value_routes = None
+    # No app.dependency_overrides here: while any override is set, FastAPI rebuilds the dependant
+    # of every sub-dependency on every request (inspect.signature and all), which was ~60 % of a
+    # cached recommendation's CPU time. The routers' own dependencies read app.state.socialrec.
     if value_routes is not None:
-
-        def get_value_state(request: Request):
-            value = get_state(request).value
-            if value is None:
-                raise HTTPException(503, "customer value has not been computed; run `socialrec value --dataset ...`")
-            return value
-
-        if hasattr(value_routes, "get_value_state"):
-            app.dependency_overrides[value_routes.get_value_state] = get_value_state
-        app.include_router(value_routes.router, dependencies=auth("storefront"))
+        app.include_router(value_routes.router, dependencies=auth("storefront"), responses=AUTH_ERRORS)
 
     try:
         coldstart_routes = importlib.import_module("api.routes.coldstart")
     except ImportError:
         coldstart_routes = None
     if coldstart_routes is not None and hasattr(coldstart_routes, "router"):
-        # its own dependency placeholders read app.state.socialrec (AppState), like the value routes
-        for name in ("get_service", "get_coldstart_service", "get_coldstart_state"):
-            dep = getattr(coldstart_routes, name, None)
-            if callable(dep):
-                app.dependency_overrides[dep] = _coldstart_dependency(get_state)
-                break
-        app.include_router(coldstart_routes.router, dependencies=auth("events"))
-
-
-def _coldstart_dependency(get_state):
-    def get_coldstart_service(request: Request):
-        service = get_state(request).service
-        if service is None:
-            raise HTTPException(503, "no model version is loaded yet; run `socialrec train`")
-        return service
-
-    return get_coldstart_service
+        app.include_router(coldstart_routes.router, dependencies=auth("events"), responses=AUTH_ERRORS)
 
 
 # ============================================================================ serving processes
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info") -> None:
-    """Run the API with uvicorn; with ``workers > 1`` pre-fork them after loading the model.
+    """Run the API (see :func:`api.server.serve`: one process, or ``workers`` pre-forked ones)."""
+    from api.server import serve as run
 
-    The model version is loaded (and its candidate cache built) once in the parent, then the
-    workers are forked: NumPy buffers are shared copy-on-write, so N workers hold one copy of the
-    model until a hot swap loads a newer version in each. Uvicorn's access log is off — it would
-    log raw paths with user ids; :class:`api.metrics.ObservabilityMiddleware` logs route templates.
-
-    Args:
-        settings: configuration.
-        host, port: where to listen.
-        workers: worker processes (1 = serve in this process).
-        log_level: uvicorn log level.
-    """
-    import uvicorn
-
-    state = load_state(settings)
-    app = create_app(settings, state)
-    if workers <= 1:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
-        return
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    children: list[int] = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:  # worker
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            config = uvicorn.Config(app, log_level=log_level, access_log=False)
-            uvicorn.Server(config).run(sockets=[sock])
-            os._exit(0)
-        children.append(pid)
-    log.info("serving on http://%s:%d with %d pre-forked workers (pids %s)", host, port, workers, children)
-
-    def forward(signum, frame):
-        for child in children:
-            try:
-                os.kill(child, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for child in children:
-        while True:
-            try:
-                os.waitpid(child, 0)
-                break
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                break
-    sock.close()
+    run(settings, host=host, port=port, workers=workers, log_level=log_level)

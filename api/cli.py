@@ -19,6 +19,7 @@ from api.settings import Settings
 log = logging.getLogger("socialrec")
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_REJECTED = 3  # `retrain --fail-on-reject`: the quality gate kept the old version
 
 
 class BadInput(ValueError):
@@ -127,6 +128,8 @@ def cmd_etl(args) -> int:
     store = _open_store(settings, args.dataset, args.store)
     try:
         report = _run_etl(settings, args.dataset, store, progress=not args.no_progress, replace=args.replace)
+        if hasattr(store, "transient_retries"):  # Neo4j: transactions the driver retried (deadlock, leader switch)
+            report["neo4j_transient_retries"] = int(store.transient_retries)
     finally:
         store.close()
     human = "\n".join(f"{t:<13} read={v['read']:>9,} loaded={v['loaded']:>9,} quarantined={v['quarantined']:>7,}"
@@ -160,7 +163,14 @@ def _train(settings: Settings, dataset: str, models: list[str], store_kind, tune
     finally:
         store.close()
     if promote_it:
+        from recsys.retrain import activate_write_back
+
         promote(settings.home, snapshot.dataset, path.name)
+        store = _open_store(settings, dataset, store_kind)
+        try:
+            written["activated"] = activate_write_back(store, path.name)
+        finally:
+            store.close()
     return {
         "dataset": dataset,
         "version": path.name,
@@ -168,6 +178,8 @@ def _train(settings: Settings, dataset: str, models: list[str], store_kind, tune
         "serving_model": result.serving_model,
         "models": {n: {"params": result.params[n], "validation": result.validation[n], "fit_seconds": result.fit_seconds[n]} for n in result.models},
         "written_back": written,
+        # users the snapshot knows only from follows: no interaction, so no trained vector of their own
+        "n_users_without_vector": int((snapshot.interactions.indptr[1:] == snapshot.interactions.indptr[:-1]).sum()),
         "seconds": round(time.perf_counter() - t0, 2),
         "path": str(path),
     }
@@ -208,10 +220,57 @@ def cmd_evaluate(args) -> int:
     return EXIT_OK
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def _serve_preflight(settings: Settings, host: str, allow_public: bool = False) -> list[str]:
+    """What ``serve`` must say before it starts (logged as warnings); refuses unsafe binds.
+
+    * demo/test mode without API keys answers every route, admin included, without a key: say
+      so loudly, and refuse a non-loopback host (``--allow-public-demo`` overrides);
+    * the routes that will answer 503 and why (no promoted version; no customer value computed).
+
+    Raises:
+        BadInput: a non-loopback host in demo/test mode without auth.
+    """
+    from api.security import load_keyring
+
+    notes = []
+    try:
+        open_routes = not load_keyring(settings).required
+    except Exception:  # noqa: BLE001 - the server reports key problems itself
+        open_routes = False
+    if settings.mode in ("demo", "test") and open_routes:
+        if host not in LOOPBACK_HOSTS and not allow_public:
+            raise BadInput(f"SOCIALREC_MODE={settings.mode}: admin and event routes answer without an API key, so the "
+                           f"server binds loopback only; refusing --host {host} (use SOCIALREC_MODE=production with "
+                           "SOCIALREC_API_KEYS, or --allow-public-demo)")
+        notes.append(f"*** SOCIALREC_MODE={settings.mode}: NO AUTHENTICATION — every route, admin included, answers "
+                     "without an API key. Never expose this server. ***")
+    from recsys.versions import promoted_datasets
+
+    dataset = settings.dataset or next((d for _, d in promoted_datasets(settings.home)), None)
+    if dataset is None:
+        notes.append("no promoted model version: /ready and the recommendation routes answer 503 until `socialrec train`")
+    else:
+        try:
+            from recsys.value.pipeline import load_result
+
+            load_result(settings.home, dataset)
+        except ImportError:
+            notes.append("customer value is not installed: /v1/users/{id}/value and /v1/segments answer 503")
+        except (FileNotFoundError, OSError, ValueError):
+            notes.append(f"no customer value computed for {dataset}: /v1/users/{{id}}/value and /v1/segments answer 503 "
+                         f"until `socialrec value --dataset {dataset}` (or a nightly retrain with value) runs")
+    return notes
+
+
 def cmd_serve(args) -> int:
     from api.app import serve
 
     settings = _settings(args)
+    for note in _serve_preflight(settings, args.host, getattr(args, "allow_public_demo", False)):
+        log.warning("%s", note)
     serve(settings, host=args.host, port=args.port, workers=args.workers)
     return EXIT_OK
 
@@ -248,6 +307,8 @@ def cmd_retrain(args) -> int:
         )
     except RetrainLocked as exc:
         print(f"socialrec: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):  # --json promises one object on stdout, failures included
+            sys.stdout.write(json.dumps({"dataset": dataset, "state": "locked", "promoted": False, "error": str(exc)}) + "\n")
         return EXIT_FAILURE
     except Exception as exc:  # noqa: BLE001 - report the failure in the --json shape too
         _emit(args, {"dataset": dataset, "state": "failed", "promoted": False, "error": f"{type(exc).__name__}: {exc}"},
@@ -257,6 +318,8 @@ def cmd_retrain(args) -> int:
     human = (f"retrain {dataset}: {report['state']} (version {report.get('version')}, previous {report.get('previous')}); "
              f"gate: {gate.get('reason')}")
     _emit(args, report, human)
+    if report.get("state") == "rejected" and getattr(args, "fail_on_reject", False):
+        return EXIT_REJECTED
     return EXIT_OK
 
 
@@ -444,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1,
                    help="worker processes forked after the model is loaded (they share its memory copy-on-write)")
+    s.add_argument("--allow-public-demo", action="store_true",
+                   help="let a demo/test-mode server (no authentication) bind a non-loopback host")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("retrain", help="the nightly job: snapshot -> train -> holdout -> quality gate -> write back -> promote")
@@ -454,6 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-tune", action="store_true", help="default hyper-parameters")
     s.add_argument("--no-value", action="store_true", help="skip customer value / segments write-back")
     s.add_argument("--pause-at", default=None, help=argparse.SUPPRESS)  # tests: sleep at a step to be killed there
+    s.add_argument("--fail-on-reject", action="store_true",
+                   help="exit 3 when the quality gate rejects the candidate (for schedulers); default exit 0")
     common(s)
     s.set_defaults(func=cmd_retrain)
 

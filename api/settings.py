@@ -12,6 +12,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_PSEUDONYM_KEY = "socialrec-demo-key-not-for-production"
+#: Shortest production pseudonym key (HMAC-SHA256: a key below the hash's 32-byte output is guessable sooner).
+MIN_PSEUDONYM_KEY_BYTES = 32
 
 
 class ConfigError(ValueError):
@@ -57,6 +59,9 @@ class Settings(BaseSettings):
     (one trailing newline stripped) is the value of ``neo4j_password`` / ``pseudonym_key`` /
     ``api_keys``. Setting both a variable and its ``_FILE`` is a :class:`ConfigError`, and so is an
     unreadable file. (``SOCIALREC_API_KEYS_FILE`` is the older one-hash-per-line keys file, above.)
+        kind_weights: ``SOCIALREC_KIND_WEIGHTS`` — per-kind confidence weights when a dataset mixes
+            interaction kinds, e.g. ``purchase=1,rating=1,play=1,view=0.25`` (the default; see
+            :data:`graph.snapshot.DEFAULT_KIND_WEIGHTS`).
     """
 
     model_config = SettingsConfigDict(env_prefix="SOCIALREC_", env_file=".env", extra="ignore")
@@ -110,12 +115,14 @@ class Settings(BaseSettings):
                 raise ConfigError(f"{variable}_FILE={path} is empty")
             setattr(self, field, SecretStr(text))
         return self
+    kind_weights: str | None = None
 
     def resolved_pseudonym_key(self) -> bytes:
         """The HMAC key for user-id pseudonyms.
 
         Raises:
-            ConfigError: no key configured outside demo/test mode, or the demo key used in production.
+            ConfigError: no key configured outside demo/test mode, the demo key used in production,
+                or a production key shorter than 32 bytes / with fewer than 8 distinct characters.
         """
         key = self.pseudonym_key.get_secret_value() if self.pseudonym_key else None
         if self.mode in ("demo", "test"):
@@ -124,6 +131,12 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "SOCIALREC_PSEUDONYM_KEY must be set to a secret outside demo/test mode "
                 "(SOCIALREC_MODE=demo uses a built-in demo key)"
+            )
+        if len(key.encode()) < MIN_PSEUDONYM_KEY_BYTES or len(set(key)) < 8:
+            raise ConfigError(
+                f"SOCIALREC_PSEUDONYM_KEY is too weak for production: at least {MIN_PSEUDONYM_KEY_BYTES} bytes and "
+                f"8 distinct characters are required (got {len(key.encode())} bytes); generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
         return key.encode()
 
@@ -135,9 +148,32 @@ class Settings(BaseSettings):
         """
         return hmac.new(self.resolved_pseudonym_key(), b"socialrec-key-id", hashlib.sha256).hexdigest()[:12]
 
+    def parsed_kind_weights(self) -> dict[str, float] | None:
+        """``kind_weights`` as ``{kind: weight}`` (None when unset).
+
+        Raises:
+            ConfigError: not ``kind=number`` pairs, or a negative weight.
+        """
+        if not self.kind_weights:
+            return None
+        out = {}
+        for part in self.kind_weights.replace(";", ",").split(","):
+            if not part.strip():
+                continue
+            name, sep, value = part.partition("=")
+            try:
+                weight = float(value)
+            except ValueError:
+                weight = -1.0
+            if not sep or not name.strip() or not (weight >= 0):
+                raise ConfigError(f"SOCIALREC_KIND_WEIGHTS: expected kind=weight pairs (weight >= 0), got {part!r}")
+            out[name.strip()] = weight
+        return out
+
     def store_kwargs(self) -> dict:
         """Keyword arguments for :func:`graph.store.open_store`."""
         return {
+            "kind_weights": self.parsed_kind_weights(),
             "home": self.home,
             "neo4j_uri": self.neo4j_uri,
             "neo4j_user": self.neo4j_user,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import unicodedata
 
 import pandas as pd
 
@@ -47,12 +48,13 @@ class Pseudonymiser:
 
         Args:
             raw_id: the shop's / dataset's user id; converted with ``str()`` and stripped of
-                surrounding whitespace (the ETL strips ids the same way), so ``" 42"``, ``"42"``
+                surrounding whitespace and put in Unicode NFC (the ETL's id rule,
+                :func:`etl.validate.canonical_id`), so ``" 42"``, ``"42"``
                 and ``42`` map to the same pseudonym.
         Returns:
             ``"u_"`` + 20 lower-case hex characters.
         """
-        text = str(raw_id).strip()
+        text = unicodedata.normalize("NFC", str(raw_id).strip())
         digest = hmac.new(self._key, text.encode("utf-8"), hashlib.sha256).hexdigest()
         return PSEUDONYM_PREFIX + digest[:PSEUDONYM_HEX_CHARS]
 
@@ -66,7 +68,7 @@ class Pseudonymiser:
         """
         values = raw_ids.astype(object)
         present = values.notna()
-        text = values[present].astype(str).str.strip()
+        text = values[present].astype(str).str.strip().str.normalize("NFC")
         uniques = text.unique()
         mapping = dict(zip(uniques, (self.user(u) for u in uniques)))
         out = pd.Series(None, index=raw_ids.index, dtype=object)

@@ -8,13 +8,17 @@ All checks are vectorised (pandas/NumPy); a row gets the FIRST reason that appli
 reason         rule
 ============== ==================================================================================
 bad_id         an id column (user, item, review, follower, followee) is missing, empty after
-               stripping whitespace, longer than 256 characters or holds a control character
+               stripping whitespace, longer than 256 characters, holds a control character, or
+               is one of the literal missing-value spellings ``NaN``/``nan``/``None``/``null``
+               (any case: what pandas and JSON tools write for a missing id; see
+               :data:`MISSING_ID_TOKENS`)
 bad_kind       ``interactions.kind`` not one of rating, purchase, play, view
 unknown_user   a user id not in the users table — only when the dataset HAS a users source table
 unknown_item   an item id not in the items table — only when the dataset HAS an items source table
-bad_value      ``value``/``rating``/``helpfulness`` present but not a number
+bad_value      ``value``/``rating``/``helpfulness`` present but not a number, or ``value``
+               missing (blank) where the kind requires one (rating, play)
 out_of_range   ``value`` outside the dataset's range for its kind (e.g. a ciao rating 0 on the 1–5
-               scale), or missing where the kind requires one (rating, play); a review
+               scale); a review
                ``rating`` outside the rating scale; a negative ``helpfulness``
 bad_timestamp  ``ts`` present but unparseable, non-finite, before 1990-01-01 or more than one day
                in the future (seconds; ISO-8601 strings are accepted from shop exports)
@@ -78,6 +82,24 @@ MAX_ID_LENGTH = 256
 #: What a valid raw id looks like (after stripping): 1..256 characters, no control character.
 #: The API validates ids with the same rule, so whatever the ETL loads can be served.
 ID_PATTERN = rf"^[^\x00-\x1f\x7f]{{1,{MAX_ID_LENGTH}}}$"
+#: Cell texts that mean "missing" rather than an id (compared case-insensitively, after stripping).
+MISSING_ID_TOKENS = frozenset({"nan", "none", "null"})
+
+
+def canonical_id(raw: object) -> str:
+    """The one id rule of the ETL and the API: ``str()``, surrounding whitespace stripped, Unicode
+    NFC (so ``"caf\u00e9"`` and ``"cafe\u0301"`` are one id).
+
+    Args:
+        raw: an id (str or number).
+    Returns:
+        The canonical text (not validated: see :func:`clean_ids` / :data:`ID_PATTERN`).
+    """
+    import unicodedata
+
+    return unicodedata.normalize("NFC", str(raw).strip())
+
+
 #: Earliest plausible timestamp: 1990-01-01T00:00:00Z (before any e-commerce / social data set).
 MIN_TS = 631_152_000.0
 _ID_COLUMNS = {
@@ -156,7 +178,8 @@ def clean_ids(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
         values: (n,) raw ids (str, int, or float — integral floats such as ``7.0``, which a
             Parquet/JSON id column with nulls produces, become ``"7"``); nulls allowed.
     Returns:
-        ``(ids, bad)``: (n,) object Series of stripped strings (None where bad) and (n,) bool.
+        ``(ids, bad)``: (n,) object Series of canonical strings (:func:`canonical_id`; None
+        where bad) and (n,) bool.
     """
     if pd.api.types.is_float_dtype(values.dtype):
         numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -164,10 +187,11 @@ def clean_ids(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
         if np.all(np.mod(numbers[finite], 1) == 0):
             values = pd.Series(pd.array(np.where(finite, numbers, np.nan), dtype="Int64"), index=values.index)
     text = values.astype("str") if not pd.api.types.is_string_dtype(values.dtype) else values
-    text = text.where(values.notna()).str.strip()
+    text = text.where(values.notna()).str.strip().str.normalize("NFC")
     lengths = text.str.len().fillna(0).to_numpy()
     ctrl = text.str.contains(r"[\x00-\x1f\x7f]", regex=True, na=False).to_numpy(bool)
-    bad = values.isna().to_numpy() | (lengths == 0) | (lengths > MAX_ID_LENGTH) | ctrl
+    token = text.str.lower().isin(MISSING_ID_TOKENS).to_numpy(bool)
+    bad = values.isna().to_numpy() | (lengths == 0) | (lengths > MAX_ID_LENGTH) | ctrl | token
     out = pd.Series(text.to_numpy(dtype=object, na_value=None), index=values.index, dtype=object)
     out[bad] = None
     return out, bad
@@ -351,6 +375,7 @@ def _validate_interactions(chk, rules, pseudonymiser, users, items) -> pd.DataFr
     value, bad_value = parse_numbers(chk.column("value"))
     chk.flag(bad_value, BAD_VALUE)
     out = np.zeros(chk.n, bool)
+    absent = np.zeros(chk.n, bool)
     for k in KINDS:
         of_kind = kind == k
         if not of_kind.any():
@@ -360,8 +385,9 @@ def _validate_interactions(chk, rules, pseudonymiser, users, items) -> pd.DataFr
         if k in rules.value_optional:
             value = np.where(missing, 1.0, value)
         else:
-            out |= missing
-        out |= of_kind & rng.outside(value)
+            absent |= missing
+        out |= of_kind & ~missing & rng.outside(value)
+    chk.flag(absent, BAD_VALUE)  # a blank rating is not a value at all, let alone one out of range
     chk.flag(out, OUT_OF_RANGE)
     chk.parsed["value"] = value
     ts = _check_ts(chk, rules)

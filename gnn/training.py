@@ -64,7 +64,7 @@ def recall_at_k(
         user_vectors: (n_users, d). item_vectors: (n_items, d).
         seen: (n_users, n_items) CSR of items filtered from the ranking.
         relevant: (n_users, n_items) CSR of held-out positives.
-        k: cut-off.
+        k: cut-off, >= 1; a catalogue smaller than k is fine (clamped).
         max_users: evaluate at most this many users with positives (seeded sample) to keep early
             stopping cheap on large catalogues.
         seed: seed of that sample.
@@ -76,16 +76,17 @@ def recall_at_k(
         return 0.0
     if users.size > max_users:
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    from recsys.metrics import recall_at_k as _recall  # the one recall implementation
+    from recsys.protocol import top_k
+
     total = 0.0
     for start in range(0, users.size, 512):
         block = users[start : start + 512]
-        scores = user_vectors[block] @ item_vectors.T
+        scores = (user_vectors[block] @ item_vectors.T).astype(np.float32)
         s = seen[block].tocoo()
         scores[s.row, s.col] = -np.inf
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        rel = (relevant[block] != 0).astype(np.float64).tocsr()
-        hits = np.asarray(rel[np.arange(block.size)[:, None], top].sum(axis=1)).ravel()
-        total += float((hits / np.diff(rel.indptr)).sum())
+        top, _ = top_k(scores, k)  # k clamped to the catalogue
+        total += float(_recall(top, relevant[block].tocsr(), k).sum())
     return total / users.size
 
 

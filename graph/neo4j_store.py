@@ -39,7 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
-from graph.store import TABLE_COLUMNS, TABLE_KEYS, GraphStore, StoreError, normalise_rows
+from graph.store import (SLOT_SEPARATOR, TABLE_COLUMNS, TABLE_KEYS, GraphStore, StoreError, check_finite_vectors,
+                         normalise_rows, resolve_score_columns)
 
 log = logging.getLogger("socialrec.graph.neo4j")
 
@@ -110,6 +111,13 @@ def _props(frame: pd.DataFrame, cols: list[str]) -> list[dict]:
     return [dict(zip(cols, vals)) for vals in zip(*lists)]
 
 
+def _finite_or_none(v):
+    """A score value as a property: NaN/inf floats become None (an absent property)."""
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
 def _frame_hash(frame: pd.DataFrame) -> str:
     h = hashlib.sha256(json.dumps(list(map(str, frame.columns))).encode())
     if len(frame):
@@ -155,6 +163,7 @@ class Neo4jStore(GraphStore):
         self._eid_cache: dict[str, dict[str, str]] | None = None  # label -> id -> elementId, during load()
         self._local = threading.local()  # per loader thread: element ids merged by the open transaction
         self._cache_lock = threading.Lock()
+        self.transient_retries = 0  # write transactions the driver retried on transient errors
         try:
             self._driver.verify_connectivity()
         except Exception as exc:  # neo4j raises several unrelated types here
@@ -167,14 +176,25 @@ class Neo4jStore(GraphStore):
         return self._driver.session(database=self.database)
 
     def _write(self, work: Callable, what: str):
-        """Run ``work(tx)`` in one managed write transaction (retried on transient errors)."""
+        """Run ``work(tx)`` in one managed write transaction (retried on transient errors; every
+        retry is counted in ``transient_retries``, reported per load by ``socialrec etl``)."""
+        calls = [0]
+
+        def counted(tx):
+            calls[0] += 1
+            return work(tx)
+
         try:
             with self._session() as session:
-                return session.execute_write(work)
+                return session.execute_write(counted)
         except (KeyError, ValueError):
             raise
         except Exception as exc:
             raise StoreError(f"neo4j {what} failed for dataset {self.dataset!r}: {exc}") from exc
+        finally:
+            if calls[0] > 1:
+                with self._cache_lock:
+                    self.transient_retries += calls[0] - 1
 
     def _read(self, query: str, **params) -> list:
         try:
@@ -736,14 +756,19 @@ class Neo4jStore(GraphStore):
 
     # ---------------------------------------------------------------- write-back
     def write_vectors(self, label: str, ids: np.ndarray, vectors: np.ndarray, name: str, model_version: str) -> int:
-        """Write embeddings as node properties ``<name>`` (+ ``<name>_version``) in one
-        transaction, and make sure the vector index ``vec_<label>_<name>`` (cosine) exists so
-        ``db.index.vector.queryNodes`` finds similar nodes. Nodes that do not exist are skipped.
+        """Write embeddings as node properties ``<name>`` (+ ``<name>_version``), and make sure
+        the vector index ``vec_<label>_<name>`` (cosine) exists so ``db.index.vector.queryNodes``
+        finds similar nodes. Nodes that do not exist are skipped.
+
+        Memory-bounded: the previous vectors of this name are removed and the new ones written
+        in transactions of ``batch_size`` nodes each (a 1 GB heap suffices for any catalogue),
+        so one call is *not* atomic; the write-back keeps readers on one version by writing each
+        version under its own slot name and flipping (:meth:`GraphStore.flip_write_back`).
 
         Returns:
             Number of nodes written.
         Raises:
-            ValueError: shapes disagree, bad label or name.
+            ValueError: shapes disagree, bad label or name, a NaN/inf vector (nothing written).
         """
         _check_label(label)
         _check_ident(name, "vector name")
@@ -751,32 +776,72 @@ class Neo4jStore(GraphStore):
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != ids.shape[0]:
             raise ValueError(f"vectors {vectors.shape} do not match ids {ids.shape}")
+        check_finite_vectors(vectors, f"{label}.{name}")
         dim = int(vectors.shape[1])
         self._ensure_vector_index(label, name, dim)
         vkey, version_key = name, f"{name}_version"
         meta_key = f"vectors:{label}:{name}"
+        # drop the previous write-back of this name first (batched), so a node missing from this
+        # call does not keep a vector of another version
+        self._remove_properties(label, [vkey, version_key])
+        written = 0
+        from graph.progress import progress
 
-        def work(tx):
-            # drop the previous write-back of this name first, so a node missing from this call
-            # does not keep a vector of another version
-            tx.run(f"MATCH (n:{label}) WHERE n.dataset = $ds AND n[$vkey] IS NOT NULL SET n += $nulls",
-                   ds=self.dataset, vkey=vkey, nulls={vkey: None, version_key: None}).consume()
-            written = 0
-            from graph.progress import progress
+        for s in progress(range(0, len(ids), self.batch_size), f"write-back {label}.{name}", unit="rows",
+                          weight=lambda start: min(self.batch_size, len(ids) - start), total=len(ids)):
+            chunk_ids = ids[s : s + self.batch_size].tolist()
+            chunk_vecs = vectors[s : s + self.batch_size].tolist()
+            rows = [{"id": i, "p": {vkey: v, version_key: model_version}} for i, v in zip(chunk_ids, chunk_vecs)]
+            written += self._write(lambda tx: tx.run(
+                f"UNWIND $rows AS row MATCH (n:{label} {{dataset: $ds, id: row.id}}) SET n += row.p RETURN count(n) AS c",
+                ds=self.dataset, rows=rows,
+            ).single()["c"], f"write_vectors {label}.{name}")
+        self._write(lambda tx: self._set_meta(tx, self.dataset, meta_key,
+                                              {"version": model_version, "dim": dim, "label": label, "name": name}),
+                    f"write_vectors {label}.{name}")
+        return int(written)
 
-            for s in progress(range(0, len(ids), self.batch_size), f"write-back {label}.{name}", unit="rows",
-                              weight=lambda start: min(self.batch_size, len(ids) - start), total=len(ids)):
-                chunk_ids = ids[s : s + self.batch_size].tolist()
-                chunk_vecs = vectors[s : s + self.batch_size].tolist()
-                rows = [{"id": i, "p": {vkey: v, version_key: model_version}} for i, v in zip(chunk_ids, chunk_vecs)]
-                written += tx.run(
-                    f"UNWIND $rows AS row MATCH (n:{label} {{dataset: $ds, id: row.id}}) SET n += row.p RETURN count(n) AS c",
-                    ds=self.dataset, rows=rows,
-                ).single()["c"]
-            self._set_meta(tx, self.dataset, meta_key, {"version": model_version, "dim": dim, "label": label, "name": name})
-            return written
+    def _remove_properties(self, label: str, props: list[str]) -> None:
+        """Remove properties from every ``label`` node of this dataset, 10k nodes per transaction."""
+        _check_label(label)
+        for p in props:
+            _check_ident(p, "property name")
+        self._auto(
+            f"MATCH (n:{label}) WHERE n.dataset = $ds AND any(p IN $props WHERE n[p] IS NOT NULL) "
+            "CALL (n) { SET n += $nulls } IN TRANSACTIONS OF 10000 ROWS",
+            props=props, nulls={p: None for p in props},
+        )
 
-        return int(self._write(work, f"write_vectors {label}.{name}"))
+    def flip_write_back(self, slot: str) -> None:
+        """See :meth:`GraphStore.flip_write_back`; also sets ``current`` as a plain property of the
+        ``(:StoreMeta {key: 'doc:writeback'})`` node, so analysts' Cypher can build the slotted
+        property and index names (``docs/cypher.md``)."""
+        super().flip_write_back(slot)
+        key = f"doc:{self.WRITE_BACK_META}"
+        self._write(lambda tx: tx.run(f"MATCH (m:{META_LABEL} {{dataset: $ds, key: $key}}) SET m.current = $slot",
+                                      ds=self.dataset, key=key, slot=slot).consume(), "flip write-back")
+
+    def _drop_slot(self, slot: str) -> None:
+        """Remove one write-back slot: its vectors (and their indexes) and its scores."""
+        from graph.store import SLOT_SEPARATOR
+
+        suffix = SLOT_SEPARATOR + slot
+        metas = self._read(f"MATCH (m:{META_LABEL}) WHERE m.dataset = $ds AND m.key STARTS WITH 'vectors:' RETURN m.key AS key")
+        for key in [r["key"] for r in metas]:
+            _, label, name = key.split(":", 2)
+            if name.endswith(suffix) and label in WRITE_BACK_LABELS:
+                self._remove_properties(label, [name, f"{name}_version"])
+                self._auto(f"MATCH (m:{META_LABEL} {{dataset: $ds, key: $key}}) DELETE m", key=key)
+                others = self._read(f"MATCH (n:{label}) WHERE n.dataset <> $ds AND n[$p] IS NOT NULL RETURN count(n) AS n", p=name)[0]["n"]
+                if not others:
+                    self._auto(f"DROP INDEX {vector_index_name(label, name)} IF EXISTS")
+        for label in WRITE_BACK_LABELS:
+            names = self._meta(f"scores:{label}").get("names", [])
+            mine = [n for n in names if n.endswith(suffix)]
+            if mine:
+                self._remove_properties(label, mine + [f"{n}_version" for n in mine])
+                keep = [n for n in names if n not in mine]
+                self._write(lambda tx: self._set_meta(tx, self.dataset, f"scores:{label}", {"names": keep}), "drop slot")
 
     def _ensure_vector_index(self, label: str, name: str, dim: int) -> None:
         index = vector_index_name(label, name)
@@ -810,6 +875,8 @@ class Neo4jStore(GraphStore):
         """``(ids (n,), vectors (n, dim) float32, model_version)`` sorted by id; empty if none."""
         _check_label(label)
         _check_ident(name, "vector name")
+        if SLOT_SEPARATOR not in name:
+            name = self._resolve(name)
         meta = self._meta(f"vectors:{label}:{name}")
         if not meta:
             return np.array([], dtype=object), np.zeros((0, 0), np.float32), None
@@ -829,6 +896,8 @@ class Neo4jStore(GraphStore):
         """
         _check_label(label)
         _check_ident(name, "vector name")
+        if SLOT_SEPARATOR not in name:
+            name = self._resolve(name)
         index = vector_index_name(label, name)
         rows = self._read(
             f"MATCH (q:{label} {{dataset: $ds, id: $id}}) WHERE q[$vkey] IS NOT NULL "
@@ -840,8 +909,10 @@ class Neo4jStore(GraphStore):
         return [(r["id"], float(r["score"])) for r in rows]
 
     def write_scores(self, label: str, ids: np.ndarray, scores: dict[str, np.ndarray], model_version: str) -> int:
-        """Write per-node scores as properties ``<score>`` and ``<score>_version`` (one transaction).
-        Nodes that do not exist are skipped.
+        """Write per-node scores as properties ``<score>`` and ``<score>_version``, in
+        transactions of ``batch_size`` nodes (memory-bounded; see :meth:`write_vectors` for how
+        the write-back stays on one version). Nodes that do not exist are skipped. A missing
+        value (NaN, None, inf) is an absent property, never a NaN one (docs/graph-schema.md).
 
         Returns:
             Number of nodes written.
@@ -857,36 +928,46 @@ class Neo4jStore(GraphStore):
                 raise ValueError(f"score name {key!r} is reserved")
             if np.asarray(scores[key]).shape[0] != ids.shape[0]:
                 raise ValueError(f"score {key!r} has {np.asarray(scores[key]).shape[0]} values for {ids.shape[0]} ids")
-        columns = {k: np.asarray(v).tolist() for k, v in scores.items()}
+        columns = {k: [_finite_or_none(v) for v in np.asarray(vals).tolist()] for k, vals in scores.items()}
         meta_key = f"scores:{label}"
 
-        def work(tx):
-            written = 0
-            from graph.progress import progress
-
-            for s in progress(range(0, len(ids), self.batch_size), f"write-back {label} scores", unit="rows",
-                              weight=lambda start: min(self.batch_size, len(ids) - start), total=len(ids)):
+        def batch(s):
+            def work(tx):
                 rows = []
                 for j, node_id in enumerate(ids[s : s + self.batch_size].tolist(), start=s):
                     props = {k: columns[k][j] for k in names}
                     props.update({f"{k}_version": model_version for k in names})
                     rows.append({"id": node_id, "p": props})
-                written += tx.run(
+                return tx.run(
                     f"UNWIND $rows AS row MATCH (n:{label} {{dataset: $ds, id: row.id}}) SET n += row.p RETURN count(n) AS c",
                     ds=self.dataset, rows=rows,
                 ).single()["c"]
+            return work
+
+        written = 0
+        from graph.progress import progress
+
+        for s in progress(range(0, len(ids), self.batch_size), f"write-back {label} scores", unit="rows",
+                          weight=lambda start: min(self.batch_size, len(ids) - start), total=len(ids)):
+            written += self._write(batch(s), f"write_scores {label}")
+
+        def meta(tx):
             rec = tx.run(f"MATCH (m:{META_LABEL} {{dataset: $ds, key: $key}}) RETURN m.doc AS doc", ds=self.dataset, key=meta_key).single()
             known = json.loads(rec["doc"])["names"] if rec else []
             self._set_meta(tx, self.dataset, meta_key, {"names": known + [k for k in names if k not in known]})
-            return written
 
-        return int(self._write(work, f"write_scores {label}"))
+        self._write(meta, f"write_scores {label}")
+        return int(written)
 
-    def read_scores(self, label: str) -> pd.DataFrame:
+    def read_scores(self, label: str, raw: bool = False) -> pd.DataFrame:
         """Frame with ``id``, one column per score and ``<score>_version``; one row per node with
-        any score, sorted by id."""
+        any score, sorted by id. Slotted scores of the current write-back slot appear under their
+        plain names and other slots are hidden (``raw=True``: every property as written)."""
         _check_label(label)
         names = self._meta(f"scores:{label}").get("names", [])
+        if not raw:
+            slot = self.write_back_slot()
+            names = [n for n in names if SLOT_SEPARATOR not in n or (slot and n.endswith(SLOT_SEPARATOR + slot))]
         if not names:
             return pd.DataFrame({"id": pd.Series(dtype=object)})
         props = [p for k in names for p in (k, f"{k}_version")]
@@ -902,7 +983,7 @@ class Neo4jStore(GraphStore):
             if col.notna().sum() == numeric.notna().sum() and not p.endswith("_version"):
                 col = numeric
             frame[p] = col.to_numpy() if len(col) else pd.Series(dtype=object)
-        return frame
+        return frame if raw else resolve_score_columns(frame, self.write_back_slot())
 
     # ---------------------------------------------------------------- segments
     def write_segments(self, assignments: pd.DataFrame, segments: pd.DataFrame | None = None) -> int:

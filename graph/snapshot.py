@@ -181,12 +181,38 @@ def _align(ts: sp.csr_matrix, pattern: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix((out, (coo.row, coo.col)), shape=pattern.shape)
 
 
+#: Weight of one interaction of each kind in the confidence, when a dataset mixes kinds
+#: (``SOCIALREC_KIND_WEIGHTS`` overrides, e.g. ``purchase=1,rating=1,play=1,view=0.25``).
+#: Counted kinds (purchase quantity, play count) contribute weight x value; a rating or a view
+#: contributes its weight once (a 1-5 rating is a preference level, not a count to add).
+DEFAULT_KIND_WEIGHTS: dict[str, float] = {"purchase": 1.0, "rating": 1.0, "play": 1.0, "view": 0.25}
+COUNTED_KINDS = ("purchase", "play")
+
+
+def kind_weighted_values(kinds: np.ndarray, values: np.ndarray, weights: dict[str, float] | None = None) -> np.ndarray:
+    """Per-row confidence contributions of a mixed-kind interaction table.
+
+    Args:
+        kinds: (n,) kind names. values: (n,) raw values (> 0).
+        weights: kind -> weight (missing kinds: :data:`DEFAULT_KIND_WEIGHTS`, then 1.0).
+    Returns:
+        (n,) float64: ``w_kind * value`` for counted kinds, ``w_kind`` otherwise; the snapshot sums
+        them per (user, item), so purchase 2 + view + rating 5 = 2 + 0.25 + 1, not 8.
+    """
+    w = {**DEFAULT_KIND_WEIGHTS, **(weights or {})}
+    kinds = np.asarray(kinds, dtype=object)
+    weight = np.array([w.get(k, 1.0) for k in kinds], dtype=np.float64)
+    counted = np.isin(kinds, np.array(COUNTED_KINDS, dtype=object))
+    return np.where(counted, weight * values, weight)
+
+
 def build_snapshot(
     dataset: str,
     users: pd.DataFrame,
     items: pd.DataFrame,
     interactions: pd.DataFrame,
     follows: pd.DataFrame,
+    kind_weights: dict[str, float] | None = None,
 ) -> Snapshot:
     """Build a :class:`Snapshot` from canonical tables.
 
@@ -197,8 +223,10 @@ def build_snapshot(
         users: table with column ``user_id`` (str).
         items: table with ``item_id`` (str) and optional ``category``, ``title``, ``brand``, ``text``.
         interactions: table with ``user_id``, ``item_id``, ``kind``, ``value`` (float), ``ts``
-            (float seconds, NaN unknown). Several kinds for one pair are summed; the latest
-            timestamp is kept.
+            (float seconds, NaN unknown). In a table of one kind the raw values are kept;
+            when kinds are mixed each row contributes :func:`kind_weighted_values` and the
+            contributions of one pair are summed; the latest timestamp is kept.
+        kind_weights: per-kind weights for mixed tables (default :data:`DEFAULT_KIND_WEIGHTS`).
         follows: table with ``follower_id``, ``followee_id``.
     Returns:
         The snapshot. Users and items referenced by interactions/follows but missing from the node
@@ -221,6 +249,8 @@ def build_snapshot(
         cols = item_ids.get_indexer(interactions["item_id"].astype(str))
         vals = interactions["value"].astype(np.float64).fillna(1.0).to_numpy()
         vals = np.where(vals <= 0, 1e-3, vals)
+        if "kind" in interactions and interactions["kind"].nunique() > 1:
+            vals = kind_weighted_values(interactions["kind"].astype(str).to_numpy(), vals, kind_weights)
         ts = interactions["ts"].astype(np.float64).to_numpy() if "ts" in interactions else np.full(len(rows), np.nan)
         frame = pd.DataFrame({"r": rows, "c": cols, "v": vals, "t": ts})
         agg = frame.groupby(["r", "c"], sort=True).agg(v=("v", "sum"), t=("t", "max")).reset_index()

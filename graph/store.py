@@ -21,10 +21,12 @@ idempotent)::
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
 import threading
+from contextlib import contextmanager
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -48,6 +50,31 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "follows": ("follower_id", "followee_id", "ts"),
 }
 NODE_LABELS = ("User", "Item", "Category", "Review", "Segment")
+
+
+SLOT_SEPARATOR = "__"
+
+
+def version_slot(version: str) -> str:
+    """The write-back slot of a model version id: ``v`` + the id with non-alphanumerics as ``_``
+    (``20261130T071502Z-3f9a`` -> ``v20261130T071502Z_3f9a``), a valid property-name suffix."""
+    return "v" + "".join(c if c.isalnum() else "_" for c in str(version))[:40]
+
+
+def slot_name(name: str, slot: str) -> str:
+    """The property name of ``name`` in write-back ``slot``: ``<name>__<slot>``."""
+    return f"{name}{SLOT_SEPARATOR}{slot}"
+
+
+def check_finite_vectors(vectors: np.ndarray, what: str) -> None:
+    """Refuse vectors holding NaN or infinity (a NaN property must never reach the graph).
+
+    Raises:
+        ValueError: naming how many rows are not finite.
+    """
+    bad = ~np.isfinite(vectors).all(axis=1) if vectors.ndim == 2 and vectors.size else np.zeros(0, bool)
+    if bad.any():
+        raise ValueError(f"{what}: {int(bad.sum())} of {len(bad)} vectors hold NaN/inf; nothing was written")
 
 
 class StoreError(RuntimeError):
@@ -138,6 +165,7 @@ class GraphStore(ABC):
             self.read_table("items"),
             self.read_table("interactions"),
             self.read_table("follows"),
+            kind_weights=getattr(self, "kind_weights", None),
         )
 
     # ---------------------------------------------------------------- write-back
@@ -179,6 +207,69 @@ class GraphStore(ABC):
         """All scores written for ``label``: a frame with column ``id``, one column per score and
         ``<score>_version``."""
 
+    # ---------------------------------------------------------------- write-back slots
+    # A model version's write-back goes under its own *slot*: properties ``<name>__<slot>``
+    # (``slot_name``), written in batches while the version is a candidate. Readers resolve a
+    # plain ``name`` through the store's current slot (``write_back_slot``), which one tiny write
+    # (``flip_write_back``) moves after promotion; ``drop_write_back_slots`` then removes the
+    # losers. So whatever an analyst or the API reads comes from exactly one version, however
+    # large the catalogue and wherever a run is killed.
+    WRITE_BACK_META = "writeback"
+
+    def write_back_slot(self) -> str | None:
+        """The slot readers resolve to (None before the first flip)."""
+        doc = self.read_meta(self.WRITE_BACK_META)
+        return doc.get("current") if doc else None
+
+    def write_back_state(self) -> dict:
+        """``{"current", "version", "staged": {slot: {"version", "complete"}}}`` ({} when none)."""
+        return self.read_meta(self.WRITE_BACK_META) or {}
+
+    def stage_write_back(self, slot: str, version: str, complete: bool) -> None:
+        """Record that ``slot`` (of model ``version``) is being written (``complete=False``) or is
+        fully written (``complete=True``); only complete slots may be flipped to."""
+        doc = self.write_back_state()
+        doc.setdefault("staged", {})[slot] = {"version": version, "complete": bool(complete)}
+        self.write_meta(self.WRITE_BACK_META, doc)
+
+    def flip_write_back(self, slot: str) -> None:
+        """Make ``slot`` the one readers see (one small atomic write).
+
+        Raises:
+            ValueError: the slot was never completely written.
+        """
+        doc = self.write_back_state()
+        staged = doc.get("staged", {}).get(slot)
+        if not staged or not staged.get("complete"):
+            raise ValueError(f"write-back slot {slot!r} is not completely written; refusing to flip to it")
+        doc.update(current=slot, version=staged["version"])
+        self.write_meta(self.WRITE_BACK_META, doc)
+
+    def drop_write_back_slots(self, keep: set[str] | None = None) -> list[str]:
+        """Delete every slot's properties except ``keep`` (default: the current slot).
+
+        Returns:
+            The slots removed.
+        """
+        doc = self.write_back_state()
+        keep = set(keep) if keep is not None else {doc.get("current")}
+        losers = [s for s in doc.get("staged", {}) if s not in keep]
+        for slot in losers:
+            self._drop_slot(slot)
+            doc["staged"].pop(slot, None)
+        if losers:
+            self.write_meta(self.WRITE_BACK_META, doc)
+        return losers
+
+    def _drop_slot(self, slot: str) -> None:
+        """Remove the properties/vectors of one slot (implemented by each store)."""
+        raise NotImplementedError
+
+    def _resolve(self, name: str) -> str:
+        """``name`` -> ``name__<current slot>`` once a slot is current."""
+        slot = self.write_back_slot()
+        return slot_name(name, slot) if slot else name
+
     # ---------------------------------------------------------------- small documents
     @abstractmethod
     def write_meta(self, key: str, value: dict) -> None:
@@ -212,7 +303,8 @@ class EmbeddedStore(GraphStore):
 
     Every write goes to a temporary file and is renamed into place (POSIX-atomic), so a killed
     process never leaves a half-written table; an upsert appends one part (O(batch)), and reads
-    resolve keys with "the later write wins". A process-local lock serialises writers.
+    resolve keys with "the later write wins". A thread lock plus an ``fcntl`` file lock (``<dataset>/store.lock``)
+    serialise writers and compactions across threads and processes.
 
     Args:
         root: directory of the store (``SOCIALREC_HOME/store``).
@@ -222,6 +314,7 @@ class EmbeddedStore(GraphStore):
     """
 
     _lock = threading.RLock()
+    _held: dict = {}  # folder -> this process holds its file lock (guarded by _lock)
     COMPACT_AFTER_PARTS = 16
 
     def __init__(self, root: str | os.PathLike, dataset: str):
@@ -231,6 +324,24 @@ class EmbeddedStore(GraphStore):
         self.dataset = dataset
         self.dir = Path(root) / safe
         self.dir.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def _locked(self):
+        """This process's writers (a thread lock) AND other processes (an ``fcntl`` lock on
+        ``<dataset>/store.lock``): a server's event replayer appending a part while a ``train`` in
+        another process compacts the table must not lose the part (both would pick one seq)."""
+        with self._lock:
+            if self._held.get(self.dir):  # re-entered by this thread (the RLock is ours): already locked
+                yield
+                return
+            with open(self.dir / "store.lock", "a+") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                self._held[self.dir] = True
+                try:
+                    yield
+                finally:
+                    self._held[self.dir] = False
+                    fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _table_dir(self, table: str) -> Path:
         return self.dir / table
@@ -251,7 +362,7 @@ class EmbeddedStore(GraphStore):
             return 0
         keys = list(TABLE_KEYS[table])
         rows = rows.drop_duplicates(keys, keep="last")
-        with self._lock:
+        with self._locked():
             parts = self._parts(table)
             seq = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
             path = self._table_dir(table) / f"part-{seq:08d}.parquet"
@@ -261,7 +372,7 @@ class EmbeddedStore(GraphStore):
     def read_table(self, table: str) -> pd.DataFrame:
         if table not in TABLE_KEYS:
             raise KeyError(f"unknown table {table!r}")
-        with self._lock:
+        with self._locked():
             parts = self._parts(table)
             if not parts:
                 return empty_table(table)
@@ -285,11 +396,15 @@ class EmbeddedStore(GraphStore):
         return {table: int(len(self.read_table(table))) for table in TABLE_KEYS}
 
     def clear(self) -> None:
-        with self._lock:
+        with self._locked():
             for table in TABLE_KEYS:
                 for path in self._parts(table):
                     path.unlink()
             for path in (self.dir / "meta").glob("*.json"):
+                path.unlink()
+            # written-back vectors and scores belong to the namespace too (as in Neo4j, where
+            # they are node properties): a cleared store has no write-back left
+            for path in [*(self.dir / "vectors").glob("*.npz"), *(self.dir / "scores").glob("*.parquet")]:
                 path.unlink()
 
     # ---------------------------------------------------------------- write-back
@@ -298,8 +413,9 @@ class EmbeddedStore(GraphStore):
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != ids.shape[0]:
             raise ValueError(f"vectors {vectors.shape} do not match ids {ids.shape}")
+        check_finite_vectors(vectors, f"{label}.{name}")
         path = self.dir / "vectors" / f"{label}.{name}.npz"
-        with self._lock:
+        with self._locked():
             _atomic_write_bytes(
                 path,
                 lambda tmp: np.savez(open(tmp, "wb"), ids=ids, vectors=vectors, version=np.array(model_version)),
@@ -307,6 +423,9 @@ class EmbeddedStore(GraphStore):
         return int(ids.shape[0])
 
     def read_vectors(self, label: str, name: str) -> tuple[np.ndarray, np.ndarray, str | None]:
+        """See :meth:`GraphStore.read_vectors`; a plain name resolves through the current slot."""
+        if SLOT_SEPARATOR not in name:
+            name = self._resolve(name)
         path = self.dir / "vectors" / f"{label}.{name}.npz"
         if not path.exists():
             return np.array([], dtype=object), np.zeros((0, 0), np.float32), None
@@ -323,8 +442,8 @@ class EmbeddedStore(GraphStore):
             frame[key] = values
             frame[f"{key}_version"] = model_version
         path = self.dir / "scores" / f"{label}.parquet"
-        with self._lock:
-            current = self.read_scores(label)
+        with self._locked():
+            current = self.read_scores(label, raw=True)
             if len(current):
                 merged = current.set_index("id")
                 update = frame.set_index("id")
@@ -337,11 +456,26 @@ class EmbeddedStore(GraphStore):
             _atomic_write_bytes(path, lambda tmp: frame.to_parquet(tmp, index=False))
         return int(ids.shape[0])
 
-    def read_scores(self, label: str) -> pd.DataFrame:
+    def read_scores(self, label: str, raw: bool = False) -> pd.DataFrame:
+        """See :meth:`GraphStore.read_scores`: slotted columns of the current slot appear under
+        their plain names, other slots' columns are hidden (``raw=True``: every column)."""
         path = self.dir / "scores" / f"{label}.parquet"
         if not path.exists():
             return pd.DataFrame({"id": pd.Series(dtype=object)})
-        return pd.read_parquet(path)
+        frame = pd.read_parquet(path)
+        return frame if raw else resolve_score_columns(frame, self.write_back_slot())
+
+    def _drop_slot(self, slot: str) -> None:
+        suffix = SLOT_SEPARATOR + slot
+        with self._locked():
+            for path in (self.dir / "vectors").glob(f"*{suffix}.npz"):
+                path.unlink()
+            for path in (self.dir / "scores").glob("*.parquet"):
+                frame = pd.read_parquet(path)
+                cols = [c for c in frame.columns if c.endswith(suffix) or c.endswith(suffix + "_version")]
+                if cols:
+                    kept = frame.drop(columns=cols)
+                    _atomic_write_bytes(path, lambda tmp: kept.to_parquet(tmp, index=False))
 
     def write_meta(self, key: str, value: dict) -> None:
         """Store a small JSON document atomically under ``meta/<key>.json``."""
@@ -353,6 +487,26 @@ class EmbeddedStore(GraphStore):
         return json.loads(path.read_text()) if path.exists() else None
 
 
+def resolve_score_columns(frame: pd.DataFrame, slot: str | None) -> pd.DataFrame:
+    """Score columns as readers see them: ``<name>__<slot>`` of the current slot renamed to
+    ``<name>`` (replacing an unslotted column of that name), columns of other slots dropped."""
+    if not any(SLOT_SEPARATOR in c for c in frame.columns):
+        return frame
+    out = frame.copy()
+    keep_suffix = SLOT_SEPARATOR + slot if slot else None
+    for col in list(out.columns):
+        if SLOT_SEPARATOR not in col:
+            continue
+        base, _, rest = col.partition(SLOT_SEPARATOR)
+        own = keep_suffix is not None and (rest == slot or rest == slot + "_version")
+        if own:
+            plain = base + ("_version" if rest.endswith("_version") else "")
+            out[plain] = out.pop(col)
+        else:
+            out.pop(col)
+    return out
+
+
 def open_store(
     dataset: str,
     home: str | os.PathLike,
@@ -360,6 +514,7 @@ def open_store(
     neo4j_user: str = "neo4j",
     neo4j_password: str | None = None,
     kind: str | None = None,
+    kind_weights: dict[str, float] | None = None,
 ) -> GraphStore:
     """Open the configured store for ``dataset``.
 
@@ -369,6 +524,8 @@ def open_store(
         neo4j_uri, neo4j_user, neo4j_password: Neo4j connection; when the URI is unset the
             embedded store is used.
         kind: force ``"embedded"`` or ``"neo4j"``; None = Neo4j iff a URI is given.
+        kind_weights: per-kind confidence weights its snapshots use for mixed-kind tables
+            (``SOCIALREC_KIND_WEIGHTS``; None = :data:`graph.snapshot.DEFAULT_KIND_WEIGHTS`).
     Returns:
         A :class:`GraphStore`.
     Raises:
@@ -376,11 +533,14 @@ def open_store(
     """
     kind = kind or ("neo4j" if neo4j_uri else "embedded")
     if kind == "embedded":
-        return EmbeddedStore(Path(home) / "store", dataset)
-    if kind == "neo4j":
+        store: GraphStore = EmbeddedStore(Path(home) / "store", dataset)
+    elif kind == "neo4j":
         if not neo4j_uri:
             raise ValueError("store 'neo4j' needs SOCIALREC_NEO4J_URI")
         from graph.neo4j_store import Neo4jStore  # imported lazily: the driver is only needed here
 
-        return Neo4jStore(neo4j_uri, neo4j_user, neo4j_password or "", dataset)
-    raise ValueError(f"unknown store kind {kind!r}; expected 'embedded' or 'neo4j'")
+        store = Neo4jStore(neo4j_uri, neo4j_user, neo4j_password or "", dataset)
+    else:
+        raise ValueError(f"unknown store kind {kind!r}; expected 'embedded' or 'neo4j'")
+    store.kind_weights = kind_weights  # snapshot(): per-kind confidence weights of mixed tables
+    return store

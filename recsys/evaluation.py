@@ -285,7 +285,8 @@ def evaluate(
             through :func:`recsys.coldstart.wrap_for_cold_start` (users with history and
             ``popular`` are unchanged); each model's result says ``"cold_start": true``.
     Returns:
-        ``{"dataset", "protocol", "protocol_definition", "seed", "ks", "models": {name: {"precision@10",
+        ``{"dataset", "protocol", "protocol_definition", "seed", "ks", "test_set" (see
+        :func:`_test_set_stats`: cold test users/items), "models": {name: {"precision@10",
         "recall@10", "ndcg@10", "hr@10", "map@10", "coverage@10", ..., "fit_seconds", "params",
         "n_users", "folds"}}}``; metric values are means over splits.
     Raises:
@@ -296,10 +297,12 @@ def evaluate(
     per_model: dict[str, list[dict]] = {m: [] for m in models}
     chosen: dict[str, list[dict]] = {m: [] for m in models}
     use_cold = cold_start and protocol in COLD_PROTOCOLS
+    test_sets: list[dict] = []
     for i, split in enumerate(make_splits(snapshot, protocol, seed=seed)):
         if max_folds is not None and i >= max_folds:
             break
         train_snap = snapshot.with_interactions(split.train)
+        test_sets.append(_test_set_stats(split))
         for name in models:
             fixed = dict((params or {}).get(name, {}))
             if "seed" in inspect.signature(model_class(name).__init__).parameters:
@@ -343,5 +346,23 @@ def evaluate(
         "protocol_definition": PROTOCOL_DESCRIPTIONS[protocol],
         "seed": seed,
         "ks": list(ks),
+        "test_set": {key: float(np.mean([t[key] for t in test_sets])) for key in test_sets[0]} if test_sets else {},
         "models": out_models,
     }
+
+
+def _test_set_stats(split) -> dict:
+    """What a split's test set holds that no collaborative model can rank (means over splits in
+    the JSON): ``n_test_users``, ``n_cold_test_users`` (no training interaction),
+    ``n_test_items``, ``n_cold_test_items`` (test items with no training interaction) and
+    ``cold_item_test_share`` (share of test interactions on those items)."""
+    test = split.test.tocsr()
+    train_items = np.diff(split.train.tocsc().indptr) > 0
+    train_users = np.diff(split.train.tocsr().indptr) > 0
+    users = np.flatnonzero(np.diff(test.indptr) > 0)
+    items = np.unique(test.indices)
+    cold_items = items[~train_items[items]]
+    on_cold = np.isin(test.indices, cold_items).sum()
+    return {"n_test_users": int(users.size), "n_cold_test_users": int((~train_users[users]).sum()),
+            "n_test_items": int(items.size), "n_cold_test_items": int(cold_items.size),
+            "cold_item_test_share": float(on_cold / max(test.nnz, 1))}

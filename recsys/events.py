@@ -18,6 +18,16 @@ Exactly once, end to end:
 
 Rows are canonical-table rows (``interactions``, ``follows``, ``users``, ``items``) whose user
 ids are already pseudonymised; the journal never holds a raw user id.
+
+Registrations (``POST /v1/users``, ``POST /v1/items``) go through the same journal: one batch
+per registration (:func:`user_registration_rows` / :func:`item_registration_rows`, keyed by
+:func:`registration_key`, a hash of the pseudonymised body, so a retry is a duplicate), durable
+before the 201, replayed to the store exactly once like events (``User`` / ``Item`` nodes and
+``FOLLOWS`` edges, so the next retrain learns them). A server that loads a model version —
+at start, or on a hot swap — re-applies the registrations that version does not know yet
+(:func:`restore_registrations`), so a new user keeps ``cold_start_social`` and a new item keeps
+its similar items across swaps and restarts. Registration batches are kept by :meth:`EventQueue.prune`
+(they are what a restart restores from); their count is small.
 """
 
 from __future__ import annotations
@@ -36,11 +46,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
 
 TABLES = ("users", "items", "interactions", "follows")
+#: ``Idempotency-Key`` prefixes of registration batches (see :func:`registration_key`).
+USER_REGISTRATION_PREFIX, ITEM_REGISTRATION_PREFIX = "reg-user:", "reg-item:"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -107,6 +120,8 @@ class EventQueue:
         self._db.execute("PRAGMA busy_timeout=30000")
         with self._lock:
             self._db.executescript(_SCHEMA)
+        #: callbacks run after a new batch is committed (``api.follower`` bumps the shared head)
+        self.on_enqueued: list[Callable[[], None]] = []
 
     def close(self) -> None:
         """Close the connection. Safe to call twice."""
@@ -160,7 +175,22 @@ class EventQueue:
                 "INSERT INTO rows (idem_key, pos, table_name, row_json) VALUES (?, ?, ?, ?)",
                 [(idem_key, i, t, json.dumps(r, sort_keys=True, default=str)) for i, (t, r) in enumerate(rows)],
             )
+        for callback in self.on_enqueued:
+            callback()
         return EnqueueResult(duplicate=False, rows=len(rows))
+
+    def rows_since(self, seq: int, limit: int = 10_000) -> list[tuple[int, str, str, dict]]:
+        """Journal rows after ``seq`` (delivered or not), oldest first: ``[(seq, idem_key, table, row)]``.
+        What a server worker follows to apply the batches other workers received."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT seq, idem_key, table_name, row_json FROM rows WHERE seq > ? ORDER BY seq LIMIT ?", (int(seq), int(limit)))
+            return [(int(s), k, t, json.loads(j)) for s, k, t, j in cur.fetchall()]
+
+    def last_seq(self) -> int:
+        """The newest row's ``seq`` (0 for an empty journal)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM rows").fetchone()[0])
 
     def pending(self, limit: int = 1000) -> list[tuple[int, str, dict]]:
         """Undelivered rows, oldest first: ``[(seq, table, row), ...]``."""
@@ -205,15 +235,114 @@ class EventQueue:
         }
 
     def prune(self, older_than_s: float = 7 * 86400) -> int:
-        """Delete delivered rows older than ``older_than_s``; their batch keys stay (idempotency).
+        """Delete delivered event rows older than ``older_than_s``; their batch keys stay
+        (idempotency), and registration batches stay whole (a restart restores from them).
 
+        Args:
+            older_than_s: age of delivery in seconds, >= 0.
         Returns:
             Rows deleted.
+        Raises:
+            ValueError: negative age.
         """
+        if older_than_s < 0:
+            raise ValueError(f"older_than_s must be >= 0, got {older_than_s}")
         cutoff = time.time() - older_than_s
         with self._tx() as db:
-            cur = db.execute("DELETE FROM rows WHERE delivered_at IS NOT NULL AND delivered_at < ?", (cutoff,))
+            cur = db.execute(
+                "DELETE FROM rows WHERE delivered_at IS NOT NULL AND delivered_at < ? "
+                "AND idem_key NOT LIKE 'reg-%'", (cutoff,))
             return int(cur.rowcount or 0)
+
+    def registrations(self) -> list[tuple[int, str, str, dict]]:
+        """Every journalled registration row, oldest first: ``[(seq, idem_key, table, row), ...]``
+        (delivered or not)."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT seq, idem_key, table_name, row_json FROM rows WHERE idem_key LIKE 'reg-%' ORDER BY seq")
+            return [(int(s), k, t, json.loads(j)) for s, k, t, j in cur.fetchall()]
+
+
+# ============================================================================ registrations
+def registration_key(prefix: str, rows: list[tuple[str, dict]]) -> str:
+    """The ``Idempotency-Key`` of a registration batch: ``prefix`` + SHA-256 of its rows (which
+    carry pseudonyms only), so the same registration sent twice is one batch."""
+    return prefix + batch_fingerprint(rows)[:48]
+
+
+def user_registration_rows(user_pseudo: str, followee_pseudos: list[str], attributes: dict | None,
+                           ts: float | None = None) -> list[tuple[str, dict]]:
+    """Journal rows of ``POST /v1/users``: the ``users`` row (attributes as one JSON text
+    property ``attributes``, absent when none) and one ``follows`` row per followee.
+
+    Args:
+        user_pseudo: the user's pseudonym.
+        followee_pseudos: pseudonyms of the users followed (order kept, duplicates dropped).
+        attributes: the request's attributes (JSON types) or None.
+        ts: follow time, Unix seconds (None = unknown).
+    """
+    user: dict = {"user_id": user_pseudo}
+    if attributes:
+        user["attributes"] = json.dumps(attributes, sort_keys=True, separators=(",", ":"))
+    rows: list[tuple[str, dict]] = [("users", user)]
+    for f in dict.fromkeys(followee_pseudos):
+        if f != user_pseudo:
+            rows.append(("follows", {"follower_id": user_pseudo, "followee_id": f, "ts": ts}))
+    return rows
+
+
+def item_registration_rows(item_id: str, category: str | None, title: str | None, text: str | None) -> list[tuple[str, dict]]:
+    """Journal rows of ``POST /v1/items``: one ``items`` row (``brand`` is folded into ``text``
+    by the route, as the service sees it)."""
+    return [("items", {"item_id": item_id, "category": category, "title": title, "text": text})]
+
+
+def restore_registrations(service, queue: EventQueue) -> dict:
+    """Re-apply journalled registrations the service's version does not know yet.
+
+    A user is restored into the service's cold-start overlay unless the version's snapshot
+    already has history for them (their events then made them a regular user); an item unless
+    it is in the version's catalogue. Later registrations of the same id replace earlier ones,
+    as in the live API. Called when a version is loaded (start-up, hot swap), never per request.
+
+    Args:
+        service: a :class:`recsys.serving.RecommendationService` (its ``snapshot``, ``overlay``,
+            ``register_item``).
+        queue: the journal.
+    Returns:
+        ``{"users": n_restored, "items": n_restored}``.
+    """
+    users: dict[str, tuple[list[str], dict | None]] = {}
+    items: dict[str, dict] = {}
+    for _, key, table, row in queue.registrations():
+        if key.startswith(USER_REGISTRATION_PREFIX):
+            if table == "users":
+                attrs = row.get("attributes")
+                users[row["user_id"]] = ([], json.loads(attrs) if isinstance(attrs, str) else None)
+            elif table == "follows" and row.get("follower_id") in users:
+                users[row["follower_id"]][0].append(row["followee_id"])
+        elif key.startswith(ITEM_REGISTRATION_PREFIX) and table == "items":
+            items[row["item_id"]] = row
+    snap = service.snapshot
+    n_users = n_items = 0
+    for item_id, row in items.items():
+        if snap.item_index(item_id) is not None:
+            continue
+        try:
+            service.register_item(item_id, row.get("category"), row.get("title"), row.get("text"))
+            n_items += 1
+        except Exception as exc:  # noqa: BLE001 - one bad row must not stop a swap
+            log.warning("could not restore a registered item (%s)", type(exc).__name__)
+    for pseudo, (followees, attrs) in users.items():
+        u = snap.user_index(pseudo)
+        if u is not None and snap.interactions[u].nnz > 0:
+            continue
+        idx = [snap.user_index(f) for f in followees]
+        service.overlay.put_user(pseudo, np.array([j for j in idx if j is not None], np.int64), attrs)
+        n_users += 1
+    if n_users or n_items:
+        log.info("restored %d registered user(s) and %d registered item(s) the served version does not know", n_users, n_items)
+    return {"users": n_users, "items": n_items}
 
 
 def deliver(store, rows: list[tuple[int, str, dict]]) -> list[int]:

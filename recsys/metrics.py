@@ -18,15 +18,14 @@ def _check(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> None:
         raise ValueError(f"k must be >= 1, got {k}")
     if ranked.ndim != 2 or ranked.shape[0] != relevant.shape[0]:
         raise ValueError(f"ranked {ranked.shape} and relevant {relevant.shape} disagree")
-    if ranked.shape[1] < k:
-        raise ValueError(f"ranked lists have {ranked.shape[1]} columns < k={k}")
 
 
 def hits_matrix(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
     """Binary hit indicator of each ranked position.
 
     Args:
-        ranked: (n_users, >=k) int32 item indices, best first; -1 = padding (never a hit).
+        ranked: (n_users, m) int32 item indices, best first; -1 = padding (never a hit). Lists
+            shorter than k (a catalogue of fewer than k items) are padded: k is clamped, never an error.
         relevant: (n_users, n_items) CSR, non-zero = held-out positive.
         k: cut-off, k >= 1.
     Returns:
@@ -36,6 +35,8 @@ def hits_matrix(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarr
     """
     _check(ranked, relevant, k)
     top = ranked[:, :k].astype(np.int64)
+    if top.shape[1] < k:  # a catalogue smaller than k: the missing ranks are padding, never hits
+        top = np.hstack([top, np.full((top.shape[0], k - top.shape[1]), -1, np.int64)])
     rel = relevant.tocsr()
     rel.sort_indices()
     out = np.zeros(top.shape, dtype=bool)

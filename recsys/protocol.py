@@ -27,6 +27,41 @@ class NotFittedError(RuntimeError):
     """The model was used before :meth:`Recommender.fit`."""
 
 
+#: similar-items support rule (see :meth:`Recommender.similar_items`)
+SIMILAR_MIN_SUPPORT = 2
+SIMILAR_SHRINKAGE = 10.0
+
+
+def stable_top_k(scores: np.ndarray, k: int, support: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k with a documented tie rule: score (rounded to 6 decimals) descending, then
+    ``support`` descending, then item index ascending.
+
+    Args:
+        scores: (n, n_items) float; ``-inf`` excluded. k: >= 1 (clipped). support: (n_items,).
+    Returns:
+        ``(indices (n, k) int32, values (n, k) float32)`` padded with -1 / ``-inf``.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    n, m = scores.shape
+    k_eff = min(k, m)
+    out_i = np.full((n, k), -1, np.int32)
+    out_s = np.full((n, k), -np.inf, np.float32)
+    rounded = np.round(scores, 6)
+    for r in range(n):
+        row = rounded[r]
+        if k_eff < m:  # every item tied with the k-th best is a candidate
+            kth = np.partition(-row, k_eff - 1)[k_eff - 1]
+            cand = np.flatnonzero(-row <= kth)
+        else:
+            cand = np.arange(m)
+        order = cand[np.lexsort((cand, -support[cand], -row[cand]))][:k_eff]
+        order = order[np.isfinite(row[order])]
+        out_i[r, : order.size] = order
+        out_s[r, : order.size] = scores[r, order]
+    return out_i, out_s
+
+
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k columns of each row, best first.
 
@@ -179,25 +214,38 @@ class Recommender(ABC):
     def similar_items(self, item_idx: np.ndarray | int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Items most similar to each given item (the item itself excluded).
 
-        The default uses cosine similarity of :meth:`item_embeddings`; models without
-        embeddings override it.
+        The default uses cosine similarity of :meth:`item_embeddings`, with a support rule for
+        sparse data: a neighbour's cosine is shrunk by ``n / (n + SIMILAR_SHRINKAGE)`` where ``n``
+        is how many users interacted with it in the training snapshot (an item with one rater
+        cannot outrank a well-supported one on a near-tie), and neighbours with fewer than
+        ``SIMILAR_MIN_SUPPORT`` users are dropped while enough others exist. Ties (scores equal
+        at 6 decimals) go to the better-supported item, then the lower item index: a stable,
+        documented order. Models without embeddings override it.
 
         Args:
             item_idx: int or (n,) item indices.
             k: number of neighbours.
         Returns:
-            ``(items (n, k) int32, scores (n, k) float32)``.
+            ``(items (n, k) int32, scores (n, k) float32)``; scores are the shrunk cosines.
         Raises:
             NotImplementedError: the model has neither embeddings nor an override.
+        Source: shrinkage of similarities by support, Koren (KDD 2008), Eq. 2 (lambda = 10 here).
         """
         emb = self.item_embeddings()
         if emb is None:
             raise NotImplementedError(f"{self.name} has no item similarity")
         items = np.atleast_1d(np.asarray(item_idx, dtype=np.int64))
         norm = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        scores = norm[items] @ norm.T
+        scores = (norm[items] @ norm.T).astype(np.float64)
+        snap = self.snapshot_
+        support = (np.diff(snap.interactions.tocsc().indptr) if snap is not None
+                   else np.full(emb.shape[0], SIMILAR_MIN_SUPPORT))
+        scores *= support / (support + SIMILAR_SHRINKAGE)
+        weak = support < SIMILAR_MIN_SUPPORT
+        if (~weak).sum() > k:  # enough supported neighbours: the weak ones are never shown
+            scores[:, weak] = -np.inf
         scores[np.arange(items.size), items] = -np.inf
-        return top_k(scores.astype(np.float32), k)
+        return stable_top_k(scores, k, support)
 
     def user_embeddings(self) -> np.ndarray | None:
         """(n_users, dim) float32 user vectors, or None for models without them."""

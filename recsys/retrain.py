@@ -39,7 +39,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-STEPS = ("lock", "snapshot", "train", "evaluate", "gate", "save", "write_back", "promote", "done")
+STEPS = ("lock", "snapshot", "train", "evaluate", "gate", "save", "write_back", "promote", "flip", "done")
 TRACKED_METRICS = ("ndcg@10", "recall@10", "precision@10")
 
 
@@ -98,9 +98,65 @@ def read_status(home: str | os.PathLike) -> dict:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    if doc.get("state") == "running" and not is_locked(home):
-        doc["state"] = "interrupted"
+    if doc.get("state") == "running" and not is_locked(home) and not _pid_alive(doc.get("pid")):
+        # the owner died (its lock went with it): say so in the file too, once
+        doc.update(state="interrupted", interrupted_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   interrupted_step=doc.get("step"))
+        try:
+            _write_json_atomic(path, doc)
+        except OSError:
+            pass
     return doc
+
+
+def _pid_alive(pid) -> bool:
+    """True when a process with this id exists on this machine (and is not a zombie we own)."""
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed child not reaped yet) is dead for our purpose
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _recover_interrupted(home, dataset: str, status_path: Path) -> dict | None:
+    """Under the lock: if the last run died mid-way, mark it ``interrupted`` in the history and
+    delete the version folder it saved but never promoted. Returns what was done, or None."""
+    from recsys.versions import models_dir, promoted_state
+
+    if not status_path.exists():
+        return None
+    try:
+        doc = json.loads(status_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if doc.get("state") not in ("running", "interrupted") or doc.get("dataset") != dataset:
+        return None
+    out = {"pid": doc.get("pid"), "step": doc.get("interrupted_step") or doc.get("step"), "removed_version": None}
+    version = doc.get("version")
+    state = promoted_state(home, dataset)
+    if version and version != state.get("current") and version not in state.get("history", []):
+        folder = models_dir(home, dataset) / version
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            out["removed_version"] = version
+    doc.update(state="interrupted", recovered_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    with open(retrain_dir(home) / "history.jsonl", "a") as fh:
+        fh.write(json.dumps(doc, default=str) + "\n")
+    log.warning("retrain %s: the previous run (pid %s) died at step %s; marked interrupted, cleaned up",
+                dataset, out["pid"], out["step"])
+    return out
 
 
 def quality_gate(candidate: dict, production: dict | None, tolerance: float, metrics=TRACKED_METRICS) -> dict:
@@ -120,6 +176,10 @@ def quality_gate(candidate: dict, production: dict | None, tolerance: float, met
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     out = {"passed": True, "tolerance": tolerance, "compared": {}}
+    broken = [m for m, v in (candidate.get("metrics") or {}).items() if not np.isfinite(float(v))]
+    if broken or candidate.get("nonfinite"):
+        out.update(passed=False, reason=f"the candidate is not finite (metrics {broken}, vectors {candidate.get('nonfinite') or {}})")
+        return out
     if not production or not production.get("metrics"):
         out["reason"] = "no production holdout metrics recorded: nothing to compare against"
         return out
@@ -156,29 +216,80 @@ def _clean_stale_temporaries(models_root: Path) -> list[str]:
 
 
 def write_back_models(store, snapshot, models: dict, serving_model: str, version_tag: str, k: int = 10) -> dict:
-    """Write embeddings and scores of a version back to the store.
+    """Write embeddings and scores of a version back to the store, under the version's own
+    write-back slot (readers keep seeing the current slot until :func:`activate_write_back`).
 
     Writes ``<model>_embedding`` vectors for users and items of every model that has them,
     per-item ``popularity`` and per-user ``top_items`` (a list property: the serving model's top-k
-    item ids, best first, seen filtered) as scores.
+    item ids, best first, seen filtered) as scores; each as ``<name>__<slot>`` in batches
+    (:func:`graph.store.version_slot` of the version id, the part of ``version_tag`` before ``/``).
+    Users whose vector is not finite are a bug upstream: the store refuses NaN (ValueError).
 
     Returns:
-        ``{"vectors": {name: n_nodes}, "scores": {"Item": n, "User": n}}``.
+        ``{"slot", "vectors": {name: n_nodes}, "scores": {"Item": n, "User": n}}``.
     """
-    out: dict = {"vectors": {}, "scores": {}}
+    from graph.store import slot_name, version_slot
+
+    version = version_tag.split("/")[0]
+    slot = version_slot(version)
+    store.stage_write_back(slot, version, complete=False)
+    out: dict = {"slot": slot, "vectors": {}, "scores": {}}
     for name, model in models.items():
         for label, vecs, ids in (("User", model.user_embeddings(), snapshot.user_ids), ("Item", model.item_embeddings(), snapshot.item_ids)):
             if vecs is not None and len(ids):
-                out["vectors"][f"{label}.{name}_embedding"] = store.write_vectors(label, ids, vecs, f"{name}_embedding", version_tag)
+                out["vectors"][f"{label}.{name}_embedding"] = store.write_vectors(
+                    label, ids, vecs, slot_name(f"{name}_embedding", slot), version_tag)
     popularity = np.diff(snapshot.interactions.tocsc().indptr).astype(np.float64)
-    out["scores"]["Item"] = store.write_scores("Item", snapshot.item_ids, {"popularity": popularity}, version_tag)
+    out["scores"]["Item"] = store.write_scores("Item", snapshot.item_ids, {slot_name("popularity", slot): popularity}, version_tag)
     if snapshot.n_users:
         idx, _ = models[serving_model].recommend(np.arange(snapshot.n_users), k=k, exclude_seen=True)
         tops = np.empty(len(idx), dtype=object)  # one list per user (a Neo4j list property), never 2-D
         for u, row in enumerate(idx):
             tops[u] = [str(snapshot.item_ids[j]) for j in row if j >= 0]
-        out["scores"]["User"] = store.write_scores("User", snapshot.user_ids, {"top_items": tops}, version_tag)
+        out["scores"]["User"] = store.write_scores("User", snapshot.user_ids, {slot_name("top_items", slot): tops}, version_tag)
+    store.stage_write_back(slot, version, complete=True)
     return out
+
+
+def activate_write_back(store, version: str) -> dict:
+    """After ``version`` was promoted: flip the store's readers to its slot (one small write),
+    then delete every other slot (batched).
+
+    Returns:
+        ``{"current": slot, "dropped": [slots]}``.
+    Raises:
+        ValueError: the version's write-back is not complete (nothing flipped).
+    """
+    from graph.store import version_slot
+
+    slot = version_slot(version)
+    store.flip_write_back(slot)
+    return {"current": slot, "dropped": store.drop_write_back_slots({slot})}
+
+
+def repair_write_back(store, promoted: str | None) -> dict:
+    """Make the store's write-back agree with the promoted version after a crash.
+
+    A run killed after promoting but before flipping is finished (flip to the promoted
+    version's slot when it is completely written); half-written slots of killed runs and
+    slots of versions that lost are deleted. Idempotent.
+
+    Returns:
+        ``{"current", "flipped": bool, "dropped": [slots]}``.
+    """
+    from graph.store import version_slot
+
+    state = store.write_back_state()
+    flipped = False
+    if promoted is not None:
+        target = version_slot(promoted)
+        staged = state.get("staged", {}).get(target, {})
+        if state.get("current") != target and staged.get("complete"):
+            store.flip_write_back(target)
+            flipped = True
+    current = store.write_back_slot()
+    dropped = store.drop_write_back_slots({current} if current else set())
+    return {"current": current, "flipped": flipped, "dropped": dropped}
 
 
 def _holdout_of_manifest(snapshot, manifest: dict, protocol: str, seed: int) -> dict | None:
@@ -252,8 +363,11 @@ def run_retrain(
 
     with retrain_lock(home):
         try:
+            recovered = _recover_interrupted(home, dataset, status_path)
             step("lock")
             report["cleaned"] = _clean_stale_temporaries(models_dir(home, dataset))
+            if recovered is not None:
+                report["recovered"] = recovered
             try:
                 previous = current_version(home, dataset)
             except VersionNotFoundError:
@@ -265,6 +379,8 @@ def run_retrain(
             try:
                 if prepare_store is not None:
                     prepare_store(store)
+                # a run killed between promote and flip, or during write-back: repair first
+                report["write_back_repair"] = repair_write_back(store, previous)
                 snapshot = store.snapshot()
             finally:
                 store.close()
@@ -282,6 +398,11 @@ def run_retrain(
                             params={serving: trained.params[serving]})
             metrics = {k: float(v) for k, v in held["models"][serving].items() if "@" in k}
             candidate = {"protocol": protocol, "model": serving, "metrics": metrics}
+            from recsys.versions import nonfinite_report
+
+            broken = nonfinite_report(trained.models)
+            if broken:
+                candidate["nonfinite"] = broken
             report["protocol"], report["holdout"] = protocol, candidate
 
             step("gate")
@@ -321,6 +442,12 @@ def run_retrain(
 
             step("promote")
             promote(home, dataset, version)
+            step("flip")
+            store = open_store()
+            try:
+                report["write_back"]["activated"] = activate_write_back(store, version)
+            finally:
+                store.close()
             report.update(state="promoted", promoted=True, seconds=round(time.perf_counter() - t0, 2))
             step("done")
             return _finish(home, status_path, report)
@@ -350,3 +477,29 @@ def _finish(home, status_path: Path, report: dict) -> dict:
     with open(retrain_dir(home) / "history.jsonl", "a") as fh:
         fh.write(json.dumps(report, default=str) + "\n")
     return report
+
+
+def retrain_metrics_text(home: str | os.PathLike) -> str:
+    """Prometheus exposition lines for the nightly retrain, from ``retrain/history.jsonl``:
+    ``socialrec_retrain_runs_total{outcome}`` (promoted / rejected / failed / interrupted) and
+    ``socialrec_retrain_last_outcome{outcome}`` (1 for the last run's outcome), so a rejected
+    nightly is visible to whoever watches the server. Empty string when no run is recorded."""
+    path = Path(home) / "retrain" / "history.jsonl"
+    if not path.exists():
+        return ""
+    counts: dict[str, int] = {}
+    last = None
+    for line in path.read_text().splitlines():
+        try:
+            state = str(json.loads(line).get("state", "unknown"))
+        except ValueError:
+            continue
+        counts[state] = counts.get(state, 0) + 1
+        last = state
+    lines = ["# HELP socialrec_retrain_runs_total Nightly retrain runs by outcome (retrain/history.jsonl).",
+             "# TYPE socialrec_retrain_runs_total counter"]
+    lines += [f'socialrec_retrain_runs_total{{outcome="{k}"}} {v}' for k, v in sorted(counts.items())]
+    lines += ["# HELP socialrec_retrain_last_outcome 1 for the outcome of the last nightly retrain.",
+              "# TYPE socialrec_retrain_last_outcome gauge"]
+    lines += [f'socialrec_retrain_last_outcome{{outcome="{k}"}} {int(k == last)}' for k in sorted(counts)]
+    return "\n".join(lines) + "\n"

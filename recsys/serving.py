@@ -6,20 +6,41 @@ The API layer only validates input and calls these methods; everything domain-sp
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
 
 from recsys import coldstart as cs
-from recsys.explain import reasons_for
+from recsys.explain import precompute_evidence, reasons_for, reasons_from_evidence
 from recsys.versions import ModelVersion
 
 
 class ItemNotFoundError(KeyError):
     """The item id is not in the served catalogue."""
+
+
+def _evidence_key() -> str:
+    """A digest of the code that computes the reasons' evidence (and its thresholds): cached
+    evidence files carry it in their name, so files written by older code are never read."""
+    import hashlib
+    import inspect
+
+    from recsys import explain
+
+    parts = [inspect.getsource(f) for f in (explain.precompute_evidence, explain._evidence_rows, explain._best_similar,
+                                             explain._item_similarity, explain._followee_counts,
+                                             explain._favourite_categories)]
+    parts.append(repr({k: v for k, v in vars(explain).items() if k.isupper()}))
+    return hashlib.sha256("".join(parts).encode()).hexdigest()[:10]
+
+
+EVIDENCE_FORMAT = _evidence_key()
 
 
 class RecommendationService:
@@ -37,6 +58,7 @@ class RecommendationService:
     """
 
     NEW_ITEM_NORM_QUANTILE: float | None = 0.9
+    WARM_BATCH = 32  # users scored per block by warm (peak memory of a hot swap)
 
     def __init__(self, version: ModelVersion, pseudonymise: Callable[[str], str]):
         self.version = version
@@ -48,6 +70,7 @@ class RecommendationService:
         # `warm`, and the items users interacted with since the snapshot (pseudonym -> columns)
         self._candidates: tuple[np.ndarray, np.ndarray] | None = None
         self._popular_candidates: tuple[np.ndarray, np.ndarray] | None = None
+        self._evidence: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see warm / recsys.explain
         self._recent: dict[str, np.ndarray] = {}
         self._recent_lock = threading.Lock()
         self._popularity = np.diff(self.snapshot.interactions.tocsc().indptr)
@@ -58,6 +81,9 @@ class RecommendationService:
         self._cold: cs.ColdStartRecommender | None = None
         self._cold_lock = threading.Lock()
         self._content_index: cs.ContentIndex | None = None
+        # a version with NaN/inf vectors (made before training refused them, or corrupted):
+        # users whose scores cannot be trusted get popular_fallback, and /ready reports it
+        self.unhealthy, self._untrusted_users = _nonfinite_users(self.model, self.snapshot.n_users)
 
     def knows_item(self, item_id: str) -> bool:
         """True when ``item_id`` is in the served catalogue or was registered online."""
@@ -107,7 +133,9 @@ class RecommendationService:
         snap = self.snapshot
         pseudo = self.pseudonymise(raw_user_id)
         u = snap.user_index(pseudo)
-        has_history = u is not None and snap.interactions[u].nnz > 0
+        has_history = u is not None and snap.interactions.indptr[u + 1] > snap.interactions.indptr[u]
+        if has_history and self._untrusted_users is not None and self._untrusted_users[u]:
+            has_history = False  # NaN scores: never an empty list, popularity instead
         if has_history:
             model, strategy = self.model, "personalized"
         else:
@@ -118,7 +146,9 @@ class RecommendationService:
             return self._recommend_cold_start(raw_user_id, plan, k, exclude_purchased, blocked, max_per_category,
                                               exclude_items, categories, exclude_categories)
         idx, scores = self._rank(model, u, k, exclude_purchased, blocked, max_per_category, pseudo)
-        reasons = reasons_for(snap, model, u, idx, popularity=self._popularity, popularity_cut=self._popularity_cut)
+        reasons = self._precomputed_reasons(model, u, idx) if has_history else None
+        if reasons is None:
+            reasons = reasons_for(snap, model, u, idx, popularity=self._popularity, popularity_cut=self._popularity_cut)
         if strategy == "popular_fallback":
             reasons = [[f"popular: among the most interacted-with items"] + r[:1] for r in reasons]
         items = [
@@ -134,8 +164,45 @@ class RecommendationService:
             "items": items,
         }
 
+    def _precomputed_reasons(self, model, u: int, idx: np.ndarray) -> list[list[str]] | None:
+        """Reasons from the evidence precomputed by :meth:`warm` when every item is among the
+        user's cached candidates (else None: :func:`reasons_for` computes them)."""
+        if self._evidence is None or model is not self.model or self._candidates is None:
+            return None
+        row = np.asarray(self._candidates[0][u])
+        order = np.argsort(row, kind="stable")
+        ranked = row[order]
+        at = np.minimum(np.searchsorted(ranked, idx), ranked.size - 1)
+        if not (ranked[at] == idx).all():
+            return None
+        social, similar, favourite = self._evidence
+        return reasons_from_evidence(self.snapshot, model, idx, order[at], social[u], similar[u], favourite[u],
+                                     self._popularity, self._popularity_cut)
+
+    def answers_from_cache(self, raw_user_id: str, *, exclude_purchased: bool = True,
+                           categories: list[str] | None = None) -> bool:
+        """True when :meth:`recommend` for this user will filter a precomputed candidate list
+        (microseconds of NumPy) rather than score the catalogue: a user with history and no
+        live events or cold-start state, or an unknown user (popularity), no category
+        restriction, ``exclude_purchased`` on. A hint for where to run the call (the event loop
+        or a thread); the answer is the same either way.
+        """
+        if self._candidates is None or categories is not None or not exclude_purchased:
+            return False
+        pseudo = self.pseudonymise(raw_user_id)
+        if pseudo in self._recent or self.overlay.get_user(pseudo) is not None:
+            return False
+        u = self.snapshot.user_index(pseudo)
+        if u is None:
+            return self._popular_candidates is not None
+        untrusted = getattr(self, "_untrusted_users", None)
+        if untrusted is not None and untrusted[u]:
+            return False  # non-finite scores: the fallback path
+        indptr = self.snapshot.interactions.indptr
+        return bool(indptr[u + 1] > indptr[u])
+
     # ------------------------------------------------------------------ business filters
-    def warm(self, candidates: int = 200) -> "RecommendationService":
+    def warm(self, candidates: int = 200, cache_dir: str | os.PathLike | None = None) -> "RecommendationService":
         """Precompute every user's top ``candidates`` items (seen filtered) with the serving model.
 
         Requests then filter this list instead of scoring the whole catalogue; a request whose
@@ -145,6 +212,11 @@ class RecommendationService:
 
         Args:
             candidates: list length per user; 0 = no cache.
+            cache_dir: where to keep the lists as ``.npy`` files (the version's folder): the first
+                process to warm a version computes and writes them (under a file lock), every
+                other process — the other workers, a restart, a hot swap — memory-maps them, so
+                N workers share one copy in the page cache and a swap does not score twice.
+                None = compute in memory.
         Returns:
             self.
         """
@@ -152,8 +224,20 @@ class RecommendationService:
             return self
         snap = self.snapshot
         c = min(int(candidates), snap.n_items)
-        idx, scores = self.model.recommend(np.arange(snap.n_users), k=c, exclude_seen=True)
-        self._candidates = (idx, scores)
+        # small scoring blocks: a hot swap warms while the old version serves, and a 512-user block
+        # of ciao's 105k items (scores, their copy, top-k's index array) is ~0.9 GB; 32 users ~55 MB
+        compute = lambda: self.model.recommend(np.arange(snap.n_users), k=c, exclude_seen=True, batch_size=self.WARM_BATCH)  # noqa: E731
+        if cache_dir is not None:
+            self._candidates = _shared_arrays(Path(cache_dir), f"candidates-{self.model.name}-{c}", compute)
+        else:
+            self._candidates = compute()
+        # reasons' evidence for every cached candidate (followee counts, most similar history
+        # item, favourite categories): requests then only look it up (recsys.explain)
+        compute_evidence = lambda: precompute_evidence(snap, self.model, np.asarray(self._candidates[0]))  # noqa: E731
+        if cache_dir is not None:
+            self._evidence = _shared_arrays(Path(cache_dir), f"evidence-v{EVIDENCE_FORMAT}-{self.model.name}-{c}", compute_evidence)
+        else:
+            self._evidence = compute_evidence()
         if self.popular is not None and snap.n_users:
             pidx, pscores = self.popular.recommend(np.array([0]), k=c, exclude_seen=False)
             self._popular_candidates = (pidx[0], pscores[0])
@@ -162,10 +246,13 @@ class RecommendationService:
     def note_interactions(self, raw_user_id: str, item_ids: list[str]) -> None:
         """Record items a user interacted with since the snapshot (live events): they count as
         seen for ``exclude_purchased`` and the user is scored in full from now on."""
+        self.note_interactions_of(self.pseudonymise(raw_user_id), item_ids)
+
+    def note_interactions_of(self, pseudo: str, item_ids: list[str]) -> None:
+        """:meth:`note_interactions` for an already pseudonymised user id (journal rows)."""
         cols = [c for c in (self.snapshot.item_index(i) for i in item_ids) if c is not None]
         if not cols:
             return
-        pseudo = self.pseudonymise(raw_user_id)
         with self._recent_lock:
             old = self._recent.get(pseudo)
             merged = np.union1d(old, cols) if old is not None else np.unique(np.asarray(cols, np.int64))
@@ -385,6 +472,11 @@ class RecommendationService:
         Raises:
             ValueError: values and item_ids differ in length.
         """
+        out = self.fold_in_of(self.pseudonymise(raw_user_id), item_ids, values)
+        return {"user_id": raw_user_id, **out}
+
+    def fold_in_of(self, pseudo: str, item_ids: list[str], values: list[float] | None = None) -> dict:
+        """:meth:`fold_in` for an already pseudonymised user id (journal rows): ``{"folded_in", "unknown_items"}``."""
         if values is not None and len(values) != len(item_ids):
             raise ValueError(f"{len(values)} values for {len(item_ids)} items")
         snap = self.snapshot
@@ -398,8 +490,8 @@ class RecommendationService:
                 cols.append(j)
                 vs.append(v if np.isfinite(v) and v > 0 else 1.0)
         if cols:
-            self.overlay.add_interactions(self.pseudonymise(raw_user_id), cols, vs)
-        return {"user_id": raw_user_id, "folded_in": len(cols), "unknown_items": unknown}
+            self.overlay.add_interactions(pseudo, cols, vs)
+        return {"folded_in": len(cols), "unknown_items": unknown}
 
     def _cold_start_plan(self, pseudo: str, u: int | None, has_history: bool) -> "_ColdPlan | None":
         """What the cold-start path knows about a user, or None when the regular path answers."""
@@ -582,6 +674,103 @@ class RecommendationService:
             items.append({"item_id": str(snap.item_ids[j]), "score": float(s), "reasons": reasons})
         return {"item_id": item.item_id, "model_version": f"{self.version.version}/{self.model.name}",
                 "strategy": cs.STRATEGY_CONTENT, "items": items}
+
+
+def _shared_arrays(folder: Path, name: str, compute: Callable[[], tuple[np.ndarray, ...]],
+                   mmap_mode: str = "r") -> tuple[np.ndarray, ...]:
+    """Arrays computed once per folder and memory-mapped read-only by every process.
+
+    ``folder/<name>-<i>.npy`` are written by the first caller (temp file + rename, under an
+    ``fcntl`` lock on ``folder/.<name>.lock`` so concurrent workers compute once); later callers
+    map them. A folder that cannot be written (read-only models) falls back to ``compute()``.
+
+    Returns:
+        The arrays, as ``np.memmap`` views (read-only for ``mmap_mode="r"``, copy-on-write for
+        ``"c"``), or in memory on the fallback.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f".{name}.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            done = folder / f"{name}.done"
+            if not done.exists():
+                arrays = compute()
+                for i, a in enumerate(arrays):
+                    tmp = folder / f".{name}-{i}.npy.tmp"
+                    with open(tmp, "wb") as fh:
+                        np.save(fh, np.ascontiguousarray(a))
+                    os.replace(tmp, folder / f"{name}-{i}.npy")
+                    del a
+                del arrays
+                done.write_text("")
+            n = len(list(folder.glob(f"{name}-*.npy")))
+            # plain ndarray views of the maps (np.memmap's Python-level __getitem__ costs ~10 µs
+            # per index on the request path); the view keeps the mapping alive
+            return tuple(np.asarray(np.load(folder / f"{name}-{i}.npy", mmap_mode=mmap_mode)) for i in range(n))
+    except OSError:
+        return tuple(compute())
+
+
+def map_model_arrays(models: dict, folder: str | os.PathLike, min_bytes: int = 1 << 20) -> int:
+    """Replace the models' large NumPy arrays by copy-on-write memory maps of files in ``folder``.
+
+    Every array attribute of at least ``min_bytes`` (factor tables, item-item matrices' dense
+    parts), on a model or one level down (e.g. ``implicit``'s own model object), is written once
+    per folder (:func:`_shared_arrays`) and mapped with ``mmap_mode="c"``: every worker and every
+    later load of the version share one copy in the page cache, and a write (none is expected)
+    stays private to the process instead of failing. Arrays shared by several attributes stay
+    shared (mapped once).
+
+    Args:
+        models: name -> fitted model, as in :class:`recsys.versions.ModelVersion`.
+        folder: the version's serving cache folder.
+        min_bytes: smaller arrays are left in memory.
+    Returns:
+        Number of arrays mapped.
+    """
+    folder = Path(folder)
+    mapped: dict[int, np.ndarray] = {}
+    count = 0
+
+    def swap_in(owner, path: str) -> None:
+        nonlocal count
+        for attr, value in list(vars(owner).items()):
+            if not (isinstance(value, np.ndarray) and value.dtype != object and value.nbytes >= min_bytes):
+                continue
+            if id(value) not in mapped:
+                (arr,) = _shared_arrays(folder, f"array-{path}.{attr}", lambda v=value: (v,), mmap_mode="c")
+                mapped[id(value)] = arr
+                count += 1
+            setattr(owner, attr, mapped[id(value)])
+
+    for name, model in models.items():
+        swap_in(model, name)
+        for attr, value in list(vars(model).items()):
+            if hasattr(value, "__dict__") and not isinstance(value, (np.ndarray, sp.spmatrix)) and attr != "snapshot_":
+                swap_in(value, f"{name}.{attr}")
+    return count
+
+
+def _nonfinite_users(model, n_users: int) -> tuple[dict, np.ndarray | None]:
+    """``(report, untrusted)``: what :func:`recsys.versions.nonfinite_report` says of the serving
+    model, and a (n_users,) bool mask of users whose scores hold NaN (all users when an item
+    vector does); ``(dict(), None)`` for a healthy model."""
+    from recsys.versions import nonfinite_report
+
+    report = nonfinite_report({model.name: model})
+    if not report:
+        return {}, None
+    mask = np.zeros(n_users, bool)
+    users = model.user_embeddings()
+    if report[model.name].get("items"):
+        mask[:] = True
+    elif users is not None:
+        mask[: len(users)] = ~np.isfinite(np.asarray(users)).all(axis=1)
+    import logging
+
+    logging.getLogger(__name__).warning("serving model %s holds non-finite vectors (%s); %d users get popular_fallback",
+                model.name, report[model.name], int(mask.sum()))
+    return report, mask
 
 
 class UserExistsError(ValueError):

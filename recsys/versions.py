@@ -31,6 +31,35 @@ class VersionNotFoundError(FileNotFoundError):
     """No (promoted) model version exists for the dataset."""
 
 
+class NonFiniteModelError(RuntimeError):
+    """A model holds NaN/inf vectors; such a version is never saved (the CLI exits 1)."""
+
+
+def nonfinite_report(models: dict[str, Recommender]) -> dict[str, dict[str, int]]:
+    """Models whose user or item vectors hold NaN/inf: ``{model: {"users": n, "items": n}}``
+    (rows with any non-finite entry); models without embeddings are not checked. Empty = healthy."""
+    import numpy as np
+
+    out: dict[str, dict[str, int]] = {}
+    for name, model in models.items():
+        counts = {}
+        for what, getter in (("users", "user_embeddings"), ("items", "item_embeddings")):
+            try:
+                vecs = getattr(model, getter)()
+            except Exception:  # noqa: BLE001 - a model without usable vectors is not checked
+                vecs = None
+            if vecs is None:
+                continue
+            vecs = np.asarray(vecs)
+            if vecs.ndim == 2 and vecs.size:
+                bad = int((~np.isfinite(vecs).all(axis=1)).sum())
+                if bad:
+                    counts[what] = bad
+        if counts:
+            out[name] = counts
+    return out
+
+
 def models_dir(home: str | os.PathLike, dataset: str) -> Path:
     """``SOCIALREC_HOME/models/<dataset>`` (dataset names with ``:``/``/`` are made path-safe)."""
     return Path(home) / "models" / dataset.replace(":", "_").replace("/", "_")
@@ -84,7 +113,12 @@ def save_version(
         The version directory.
     Raises:
         FileExistsError: the version id already exists.
+        NonFiniteModelError: a model holds NaN/inf vectors (nothing is written; the promoted
+            version keeps serving).
     """
+    broken = nonfinite_report(models)
+    if broken:
+        raise NonFiniteModelError(f"refusing to save a version whose vectors hold NaN/inf: {broken}")
     version = version or new_version_id()
     root = models_dir(home, snapshot.dataset)
     final = root / version
@@ -168,3 +202,90 @@ def load_version(home: str | os.PathLike, dataset: str, version: str | None = No
     snapshot = Snapshot.load(root / "snapshot.npz")
     models = {name: model_class(name).load(root / name, snapshot) for name in manifest["models"]}
     return ModelVersion(version, manifest.get("dataset", dataset), manifest, snapshot, models)
+
+
+# ============================================================================ retention / rollback
+#: Versions ``prune`` keeps by default besides the promoted and the previous one (newest first).
+DEFAULT_KEEP = 3
+
+
+def list_versions(home: str | os.PathLike, dataset: str) -> list[dict]:
+    """Every saved version of a dataset, newest first.
+
+    Returns:
+        ``[{"version", "created_at", "made_by", "serving_model", "promoted", "previous", "bytes"}]``;
+        ``promoted`` marks the serving version, ``previous`` the one promoted before it (what
+        ``rollback`` returns to).
+    """
+    root = models_dir(home, dataset)
+    state = promoted_state(home, dataset)
+    history = state.get("history", [])
+    current = state.get("current")
+    previous = _previous_of(history, current)
+    out = []
+    if not root.is_dir():
+        return out
+    for path in root.iterdir():
+        if not path.is_dir() or path.name.startswith(".") or not (path / "manifest.json").exists():
+            continue
+        try:
+            manifest = json.loads((path / "manifest.json").read_text())
+        except (OSError, ValueError):
+            manifest = {}
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        out.append({"version": path.name, "created_at": manifest.get("created_at"), "made_by": manifest.get("made_by"),
+                    "serving_model": manifest.get("serving_model"), "promoted": path.name == current,
+                    "previous": path.name == previous, "bytes": int(size)})
+    return sorted(out, key=lambda v: v["version"], reverse=True)
+
+
+def _previous_of(history: list[str], current: str | None) -> str | None:
+    older = [v for v in history if v != current]
+    return older[-1] if older else None
+
+
+def prune_versions(home: str | os.PathLike, dataset: str, keep: int = DEFAULT_KEEP, dry_run: bool = False) -> dict:
+    """Delete old versions: keep the promoted one, the previous one and the ``keep`` newest.
+
+    Run it under the retrain lock (the CLI does) so a version being written is never touched.
+
+    Args:
+        keep: newest versions kept besides promoted/previous, >= 0.
+        dry_run: report only.
+    Returns:
+        ``{"kept": [...], "deleted": [...], "freed_bytes": n, "dry_run": bool}``.
+    Raises:
+        ValueError: negative ``keep``.
+    """
+    if keep < 0:
+        raise ValueError(f"keep must be >= 0, got {keep}")
+    versions = list_versions(home, dataset)
+    protected = {v["version"] for v in versions if v["promoted"] or v["previous"]}
+    newest = [v["version"] for v in versions if v["version"] not in protected][:keep]
+    kept = protected | set(newest)
+    deleted, freed = [], 0
+    for v in versions:
+        if v["version"] in kept:
+            continue
+        deleted.append(v["version"])
+        freed += v["bytes"]
+        if not dry_run:
+            shutil.rmtree(models_dir(home, dataset) / v["version"], ignore_errors=True)
+    return {"kept": sorted(kept, reverse=True), "deleted": deleted, "freed_bytes": freed, "dry_run": dry_run}
+
+
+def rollback(home: str | os.PathLike, dataset: str, to: str | None = None) -> dict:
+    """Promote an earlier version again (default: the previous one).
+
+    Returns:
+        ``{"current": version, "was": version}``.
+    Raises:
+        VersionNotFoundError: nothing promoted, no previous version, or ``to`` does not exist.
+    """
+    state = promoted_state(home, dataset)
+    was = state.get("current")
+    target = to or _previous_of(state.get("history", []), was)
+    if not target:
+        raise VersionNotFoundError(f"no previous version of {dataset!r} to roll back to")
+    promote(home, dataset, target)
+    return {"current": target, "was": was}

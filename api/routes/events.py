@@ -30,15 +30,15 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.problems import PROBLEM_JSON
 
 log = logging.getLogger(__name__)
 
-from etl.validate import ID_PATTERN  # noqa: E402 - the ETL's id rule, so every loaded id can be served
+from etl.validate import ID_PATTERN, canonical_id  # noqa: E402 - the ETL's id rule, so every loaded id can be served
 IDEMPOTENCY_PATTERN = r"^[A-Za-z0-9_.:\-]{8,128}$"
-SCHEMA_MAX_EVENTS = 10_000  # hard ceiling in the schema; the configured max_batch_events applies below it
+SCHEMA_MAX_EVENTS = 10_000  # hard ceiling; the configured max_batch_events is the limit both enforced and published
 INTERACTION_KINDS = ("rating", "purchase", "play", "view")
 MAX_TS = 4_102_444_800.0  # 2100-01-01, Unix seconds
 
@@ -59,6 +59,11 @@ class Event(BaseModel):
     ts: float | None = Field(default=None, ge=0, le=MAX_TS, allow_inf_nan=False,
                              description="Unix seconds (default: when the server received it)")
 
+    @field_validator("item_id")
+    @classmethod
+    def _canonical_item(cls, v: str | None) -> str | None:
+        return canonical_id(v) if v is not None else None
+
     @model_validator(mode="after")
     def _shape(self) -> "Event":
         if self.kind == "follow":
@@ -76,7 +81,9 @@ class EventBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    events: list[Event] = Field(min_length=1, max_length=SCHEMA_MAX_EVENTS)
+    events: list[Event] = Field(max_length=SCHEMA_MAX_EVENTS,
+                                description="at most SOCIALREC_MAX_BATCH_EVENTS events (the server's limit, also "
+                                            "written into this schema's maxItems); an empty list is accepted (0 events)")
 
 
 class EventsAccepted(BaseModel):
@@ -96,6 +103,7 @@ class EventsContext:
     state: object
     metrics: object | None
     max_batch: int
+    follower: object | None = None  # api.follower.JournalFollower: applies every worker's batches here
 
     @classmethod
     def open(cls, settings, state, metrics=None) -> "EventsContext":
@@ -117,6 +125,8 @@ class EventsContext:
         return cls(queue, replayer, state, metrics, settings.max_batch_events)
 
     def close(self) -> None:
+        if self.follower is not None:
+            self.follower.close()
         self.replayer.stop()
         self.queue.close()
 
@@ -124,6 +134,24 @@ class EventsContext:
         stats = self.queue.stats()
         return {**stats, "store": "ok" if self.replayer.last_error is None else "unreachable (events are queued)",
                 "last_error": self.replayer.last_error}
+
+
+def publish_batch_limit(app, max_batch: int) -> None:
+    """Write the server's batch limit (``SOCIALREC_MAX_BATCH_EVENTS``) into the OpenAPI schema's
+    ``EventBatch.events.maxItems``, so the contract and the check are one number."""
+    build = app.openapi
+
+    def openapi():
+        if app.openapi_schema is None:
+            schema = build()
+            batch = schema.get("components", {}).get("schemas", {}).get("EventBatch", {})
+            events = batch.get("properties", {}).get("events")
+            if events is not None:
+                events["maxItems"] = int(max_batch)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def get_events_context(request: Request) -> EventsContext:
@@ -223,6 +251,8 @@ def post_events(
 
     if len(batch.events) > ctx.max_batch:
         raise HTTPException(422, f"events: at most {ctx.max_batch} events per request, got {len(batch.events)}")
+    if not batch.events:  # nothing to journal: accepted, trivially (issue 14 item 15)
+        return {"accepted": 0, "duplicate": False, "status": "queued"}
     state = ctx.state
     pseudonymise = state.pseudonymise
     if pseudonymise is None:
@@ -236,7 +266,10 @@ def post_events(
     except IdempotencyConflict as exc:
         raise HTTPException(409, str(exc)) from None
     if not result.duplicate:
-        fold_in_events(state.service, batch)
+        if ctx.follower is not None:  # from the journal, like every other worker (api.follower)
+            ctx.follower.catch_up()
+        else:
+            fold_in_events(state.service, batch)
         if ctx.metrics is not None:
             ctx.metrics.events_accepted.inc(len(rows))
         ctx.replayer.kick()

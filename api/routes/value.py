@@ -38,7 +38,7 @@ def get_value_state(request: Request):
     state = getattr(request.app.state, "socialrec", None)
     value = getattr(state, "value", None) if state is not None else None
     if value is None:
-        raise HTTPException(503, "no customer-value result is loaded; run the value pipeline first")
+        raise HTTPException(503, "customer value has not been computed; run `socialrec value --dataset ...`")
     return value
 
 
@@ -59,7 +59,7 @@ Pseudonymise = Annotated[Callable[[str], str], Depends(get_pseudonymise)]
 _ERRORS = {404: {"content": {PROBLEM_JSON: {}}}, 503: {"content": {PROBLEM_JSON: {}}}}
 
 
-@router.get("/v1/users/{user_id}/value", responses=_ERRORS)
+@router.get("/v1/users/{user_id:path}/value", responses=_ERRORS)
 def user_value(
     result: ValueState,
     pseudonymise: Pseudonymise,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
@@ -9,6 +11,8 @@ from threadpoolctl import threadpool_limits
 from graph.snapshot import Snapshot
 from recsys.models.weighting import confidence, default_weighting
 from recsys.protocol import FactorModel
+
+log = logging.getLogger(__name__)
 
 
 class AlternatingLeastSquaresModel(FactorModel):
@@ -19,7 +23,8 @@ class AlternatingLeastSquaresModel(FactorModel):
     counts/quantities, 1 for ratings). Scores are ``user_factors @ item_factors.T``.
 
     Args:
-        factors: latent dimension d.
+        factors: latent dimension d; capped at min(n_users, n_items) of the snapshot (logged;
+            the dimension used is ``factors_used_``).
         regularization: L2 penalty lambda.
         alpha: confidence scale.
         iterations: ALS sweeps.
@@ -65,8 +70,13 @@ class AlternatingLeastSquaresModel(FactorModel):
     def _fit(self, snapshot: Snapshot, validation: sp.csr_matrix | None) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
 
+        factors = max(1, min(int(self.factors), snapshot.n_users, snapshot.n_items))
+        if factors < self.factors:  # more factors than users or items only fits noise
+            log.info("als: %d factors capped at %d = min(n_users=%d, n_items=%d)", self.factors, factors,
+                     snapshot.n_users, snapshot.n_items)
+        self.factors_used_ = factors
         model = AlternatingLeastSquares(
-            factors=self.factors,
+            factors=factors,
             regularization=self.regularization,
             alpha=self.alpha,
             iterations=self.iterations,

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 
-TEST_KEY = "api-test-pseudonym-key"
+TEST_KEY = "api-test-pseudonym-key-0123456789abcdef"  # >= 32 bytes: production mode accepts it
 # One API key per role (tests only); the settings hold their SHA-256 hashes, as in production.
 API_KEYS = {
     "storefront": "sr_test-storefront-key-0123456789abcdefghijklmnopq",

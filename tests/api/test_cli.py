@@ -33,7 +33,7 @@ def test_bad_shop_export_exits_2_naming_file_and_line(tmp_path):
     shop.mkdir()
     (shop / "interactions.csv").write_text("user_id,item_id,kind,value,ts\nu1,i1,purchase,1,2024-01-01\n")
     (shop / "items.csv").write_text("item_id,category\n\"unterminated,x\n")
-    r = run_cli(["etl", "--dataset", f"csv:{shop}", "--json"], {"SOCIALREC_PSEUDONYM_KEY": "k" * 32}, tmp_path)
+    r = run_cli(["etl", "--dataset", f"csv:{shop}", "--json"], {"SOCIALREC_PSEUDONYM_KEY": "shop-test-key-0123456789abcdefghijk"}, tmp_path)
     assert r.returncode == 2, r.stderr
     assert "items.csv" in r.stderr
 

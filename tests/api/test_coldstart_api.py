@@ -33,7 +33,7 @@ def lastfm_app(lastfm_snapshot, shared_data_dir, tmp_path_factory):
     pseudo = Pseudonymiser(LASTFM_KEY).user
     service = RecommendationService(ModelVersion("test-v1", snap.dataset, {"serving_model": "als"}, snap, models), pseudo)
     home = tmp_path_factory.mktemp("coldstart-home")
-    settings = Settings(home=home, data_dir=shared_data_dir, mode="test", dataset=snap.dataset, reload_poll_seconds=0)
+    settings = Settings(home=home, data_dir=shared_data_dir, neo4j_uri=None, mode="test", dataset=snap.dataset, reload_poll_seconds=0)
     app = create_app(settings, state=AppState(service=service, pseudonymise=pseudo, dataset=snap.dataset))
     with TestClient(app) as client:
         yield client, service
@@ -167,3 +167,34 @@ def test_known_user_fold_in_and_new_items_in_personalised_lists(lastfm_app, last
     after = client.get(f"/v1/users/{raw}/recommendations", params={"k": 10}).json()
     assert after["strategy"] == "personalized" and first not in [it["item_id"] for it in after["items"]]
     assert [it["item_id"] for it in after["items"]] != [it["item_id"] for it in before["items"]]
+
+
+def test_ids_with_a_slash_and_either_unicode_form_are_one_servable_item(lastfm_app, lastfm_snapshot):
+    """Issue 14 item 7: path-typed routes take ``sku/123`` (sent as ``sku%2F123``), and NFC/NFD
+    spellings of one id are one item (the ETL's rule, etl.validate.canonical_id)."""
+    client, service = lastfm_app
+    cat = str(lastfm_snapshot.categories[0])
+    assert client.post("/v1/items", json={"item_id": "sku/123", "category": cat}).status_code == 201
+    r = client.get("/v1/items/sku%2F123/similar", params={"k": 3})
+    assert r.status_code == 200 and r.json()["item_id"] == "sku/123" and r.json()["items"]
+    assert client.post("/v1/items", json={"item_id": "cafe\u0301-1", "category": cat}).status_code == 201
+    again = client.post("/v1/items", json={"item_id": "caf\u00e9-1", "category": cat})
+    assert again.status_code == 200 and again.json()["created"] is False
+    assert client.get("/v1/items/caf%C3%A9-1/similar").status_code == 200
+    assert client.get("/v1/items/cafe%CC%81-1/similar").status_code == 200
+
+
+def test_include_item_adds_display_fields(lastfm_app, lastfm_raw, lastfm_snapshot):
+    """Issue 14 item 19: ?include=item gives each recommended item its category and display text."""
+    client, _ = lastfm_app
+    raw = str(lastfm_raw["userID"].iloc[3])
+    plain = client.get(f"/v1/users/{raw}/recommendations", params={"k": 5}).json()
+    rich = client.get(f"/v1/users/{raw}/recommendations", params={"k": 5, "include": "item"}).json()
+    assert [i["item_id"] for i in rich["items"]] == [i["item_id"] for i in plain["items"]]
+    assert all("item" not in i for i in plain["items"])
+    for it in rich["items"]:
+        j = lastfm_snapshot.item_index(it["item_id"])
+        c = int(lastfm_snapshot.item_category[j])
+        assert it["item"]["category"] == (str(lastfm_snapshot.categories[c]) if c >= 0 else None)
+        assert "text" in it["item"]
+    assert client.get(f"/v1/users/{raw}/recommendations", params={"include": "price"}).status_code == 422

@@ -99,7 +99,8 @@ def test_limits_and_strict_validation(client):
     _is_problem(client.post("/v1/events", json=bad_kind, headers={**ev, "Idempotency-Key": "bad-kind-001"}), 422)
     follow_without_followee = {"events": [{"user_id": "1", "kind": "follow"}]}
     _is_problem(client.post("/v1/events", json=follow_without_followee, headers={**ev, "Idempotency-Key": "bad-follow-1"}), 422)
-    _is_problem(client.post("/v1/events", json={"events": []}, headers={**ev, "Idempotency-Key": "empty-batch1"}), 422)
+    empty = client.post("/v1/events", json={"events": []}, headers={**ev, "Idempotency-Key": "empty-batch1"})
+    assert empty.status_code == 202 and empty.json()["accepted"] == 0  # issue 14 item 15: not a 422
     _is_problem(client.post("/v1/events", content=b"{not json", headers={**ev, "Idempotency-Key": "not-json-001",
                                                                          "content-type": "application/json"}), 422)
 

@@ -64,10 +64,16 @@ def graph(neo4j_conn, ciao_slice):
         })
         store.write_scores("User", users, {"influence": scores["influence"].to_numpy(), "clv": scores["clv"].to_numpy()}, "test-v1")
         store.write_segments(scores[["user_id", "segment_id"]], pd.DataFrame({"segment_id": ["s0", "s1", "s2"], "size": [0, 0, 0]}))
-        rows = store.run("SHOW VECTOR INDEXES YIELD name, options WHERE name = $n RETURN options", n=vector_index_name("Item", EMBEDDING))
+        rows = store.run("SHOW VECTOR INDEXES YIELD name, options WHERE name = $n RETURN options", n=vector_index_name("Item", EMBEDDING + "__vtest_v1"))
         dim = int(rows[0]["options"]["indexConfig"]["vector.dimensions"]) if rows else 32
         vectors = rng.normal(size=(len(items), dim)).astype(np.float32)
-        store.write_vectors("Item", items, vectors, EMBEDDING, "test-v1")
+        # as `socialrec retrain` writes them: under a version slot, flipped current (docs/reliability.md)
+        from graph.store import slot_name
+
+        store.stage_write_back("vtest_v1", "test-v1", complete=False)
+        store.write_vectors("Item", items, vectors, slot_name(EMBEDDING, "vtest_v1"), "test-v1")
+        store.stage_write_back("vtest_v1", "test-v1", complete=True)
+        store.flip_write_back("vtest_v1")
         store.await_indexes()
         yield store, ciao_slice, {"scores": scores, "item_ids": items, "vectors": vectors}
     finally:

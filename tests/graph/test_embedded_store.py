@@ -119,3 +119,27 @@ def test_clear_empties_the_namespace(store, filmtrust_tables):
 def test_bad_dataset_name_is_refused(tmp_path):
     with pytest.raises(ValueError):
         EmbeddedStore(tmp_path, "bad name!")
+
+
+def test_concurrent_processes_appending_and_compacting_lose_no_row(tmp_path):
+    """Issue 14 soak finding: a server's replayer appending parts while another process compacts
+    the table (read_table after 16 parts) must not lose a part."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from graph.store import EmbeddedStore
+
+    code = textwrap.dedent(f"""
+        import sys, pandas as pd
+        from graph.store import EmbeddedStore
+        store = EmbeddedStore({str(tmp_path)!r}, "ds")
+        me = sys.argv[1]
+        for i in range(60):
+            store.upsert("follows", pd.DataFrame({{"follower_id": [f"{{me}}-{{i}}"], "followee_id": ["x"]}}))
+            if i % 5 == 0:
+                store.read_table("follows")  # compacts once there are > 16 parts
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code, name]) for name in ("a", "b", "c")]
+    assert [p.wait(120) for p in procs] == [0, 0, 0]
+    assert len(EmbeddedStore(tmp_path, "ds").read_table("follows")) == 180

@@ -48,7 +48,8 @@ def test_all_metrics_skips_users_without_positives():
 def test_bad_k_and_shapes_raise():
     with pytest.raises(ValueError):
         recall_at_k(RANKED, RELEVANT, 0)
-    with pytest.raises(ValueError):
-        recall_at_k(RANKED, RELEVANT, 4)
+    # a list shorter than k (catalogue smaller than k) is padded, not an error (issue 14 item 13)
+    padded = np.hstack([RANKED, np.full((RANKED.shape[0], 1), -1, RANKED.dtype)])
+    assert np.array_equal(recall_at_k(RANKED, RELEVANT, RANKED.shape[1] + 1), recall_at_k(padded, RELEVANT, RANKED.shape[1] + 1))
     with pytest.raises(ValueError):
         recall_at_k(RANKED[:1], RELEVANT, 2)

@@ -80,6 +80,10 @@ def test_run_killed_midway_leaves_the_promoted_version_serving_and_the_next_run_
     served = load_version(home, "filmtrust")  # complete and loadable
     assert served.version == before and set(served.models) == {"popular", "als"}
     assert read_status(home)["state"] == "interrupted"
+    # the status file itself says so now (issue 14 item 3), not only the reader
+    assert json.loads((home / "retrain" / "status.json").read_text())["state"] == "interrupted"
+    killed = json.loads((home / "retrain" / "status.json").read_text())["version"]
+    assert killed and (root / killed).is_dir()
 
     r = _run(home, shared_data_dir)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -88,6 +92,11 @@ def test_run_killed_midway_leaves_the_promoted_version_serving_and_the_next_run_
     assert current_version(home, "filmtrust") == out["version"] != before
     assert out["version"] not in versions_before
     assert not list(root.glob(".tmp-*"))
+    # the killed run's version folder is gone, and its half-written slot was dropped
+    assert out["recovered"]["removed_version"] == killed and not (root / killed).exists()
+    assert out["write_back"]["activated"]["current"].endswith(out["version"].replace("-", "_"))
+    history = [json.loads(line) for line in (home / "retrain" / "history.jsonl").read_text().splitlines()]
+    assert any(h.get("state") == "interrupted" and h.get("version") == killed for h in history)
 
 
 def test_quality_gate_rejects_a_regression_and_keeps_production(home, shared_data_dir):
@@ -98,8 +107,8 @@ def test_quality_gate_rejects_a_regression_and_keeps_production(home, shared_dat
     manifest["holdout"]["metrics"] = {k: v * 10 + 0.1 for k, v in manifest["holdout"]["metrics"].items()}
     manifest_path.write_text(json.dumps(manifest))
     try:
-        r = _run(home, shared_data_dir, "--tolerance", "0.05")
-        assert r.returncode == 0, r.stderr[-3000:]
+        r = _run(home, shared_data_dir, "--tolerance", "0.05", "--fail-on-reject")
+        assert r.returncode == 3, r.stderr[-3000:]  # issue 14 item 17: schedulers see the rejection
         out = json.loads(r.stdout)
         assert out["state"] == "rejected" and not out["promoted"] and not out["gate"]["passed"]
         assert "ndcg@10" in out["gate"]["reason"]
@@ -136,6 +145,7 @@ def test_gate_measures_a_production_version_that_recorded_no_holdout(shared_data
     t = subprocess.run([sys.executable, "-m", "api.cli", "train", "--dataset", "filmtrust", "--models", "als",
                         "--no-tune", "--json", "--no-progress"], capture_output=True, text=True, env=env, timeout=600)
     assert t.returncode == 0, t.stderr[-3000:]
+    assert json.loads(t.stdout)["n_users_without_vector"] >= 0  # issue 14 item 17: reported by train
     r = _run(tmp_path, shared_data_dir)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout)
