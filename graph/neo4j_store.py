@@ -9,6 +9,7 @@ Graph model (``docs/graph-schema.md`` has the diagram)::
     (:User)-[:WROTE]->(:Review {rating, helpfulness, text, ts})-[:REVIEWS]->(:Item)
     (:Item {category, title, brand, text})-[:IN_CATEGORY]->(:Category {name})
     (:User)-[:IN_SEGMENT]->(:Segment)                          # write_segments
+    (:Campaign {name, status, launched_at, ...})-[:ASSIGNED {arm, ...}]->(:User)   # write_campaign
 
 One database holds several datasets: every node carries ``dataset`` and ``id``, and each label
 has a composite uniqueness constraint on ``(dataset, id)``. A node that only exists because a
@@ -39,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
-from graph.store import TABLE_COLUMNS, TABLE_KEYS, GraphStore, StoreError, normalise_rows
+from graph.store import TABLE_COLUMNS, TABLE_KEYS, GraphStore, StoreError, normalise_campaign, normalise_rows
 
 log = logging.getLogger("socialrec.graph.neo4j")
 
@@ -48,7 +49,7 @@ KIND_REL_TYPES: dict[str, str] = {"rating": "RATED", "purchase": "PURCHASED"}
 DEFAULT_INTERACTION_REL = "INTERACTED"
 INTERACTION_REL_TYPES = ("RATED", "PURCHASED", "INTERACTED")
 #: labels with a (dataset, id) uniqueness constraint.
-NODE_LABELS = ("User", "Item", "Review", "Category", "Segment")
+NODE_LABELS = ("User", "Item", "Review", "Category", "Segment", "Campaign")
 #: labels write-back accepts.
 WRITE_BACK_LABELS = ("User", "Item", "Segment", "Category")
 #: property names the store manages itself; extra attribute columns may not use them.
@@ -216,6 +217,8 @@ class Neo4jStore(GraphStore):
             f"CREATE INDEX {label.lower()}_dataset IF NOT EXISTS FOR (n:{label}) ON (n.dataset)"
             for label in ("User", "Item", "Category", "Segment", CHECKPOINT_LABEL)
         ]
+        # one assignment per (campaign, user): ASSIGNED.key = "<campaign id>\x1f<user id>" is unique
+        statements.append("CREATE CONSTRAINT assigned_key IF NOT EXISTS FOR ()-[r:ASSIGNED]-() REQUIRE r.key IS UNIQUE")
         with self._session() as session:
             for stmt in statements:
                 try:
@@ -711,7 +714,11 @@ class Neo4jStore(GraphStore):
                 f"MATCH (n:{label})-[r]->() WHERE n.dataset = $ds AND n.id IS NOT NULL "
                 "CALL (r) { DELETE r } IN TRANSACTIONS OF 10000 ROWS"
             )
-        for label in ("Review", "User", "Item", "Category", "Segment"):
+        self._auto(
+            "MATCH (c:Campaign)-[r:ASSIGNED]->() WHERE c.dataset = $ds "
+            "CALL (r) { DELETE r } IN TRANSACTIONS OF 10000 ROWS"
+        )
+        for label in ("Review", "User", "Item", "Category", "Segment", "Campaign"):
             self._auto(
                 f"MATCH (n:{label}) WHERE n.dataset = $ds "
                 "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
@@ -941,6 +948,82 @@ class Neo4jStore(GraphStore):
         else:
             segments = pd.DataFrame({"segment_id": pd.Series(dtype=object)})
         return assignments.sort_values(["user_id"]).reset_index(drop=True), segments
+
+    # ---------------------------------------------------------------- campaigns
+    #: campaign document fields also kept as plain node properties, for analysts' Cypher.
+    CAMPAIGN_PROPERTIES = ("name", "status", "created_at", "launched_at", "treatment_share", "control_arm",
+                           "arms", "salt", "source", "n_assigned", "stratify", "cost_per_contact", "margin")
+
+    def write_campaign(self, campaign: dict, assignments: pd.DataFrame) -> int:
+        """Create ``(:Campaign {dataset, id, doc, name, ...})`` and one
+        ``(:Campaign)-[:ASSIGNED {key, arm, ...extra columns}]->(:User)`` per row, in one
+        transaction. Users not in the graph are created as ``stub: true`` nodes (as for follows).
+        The ``(dataset, id)`` constraint refuses a second campaign with the same id, and the
+        ``ASSIGNED.key`` constraint a second assignment of a user. See :meth:`GraphStore.write_campaign`.
+        """
+        campaign, rows = normalise_campaign(campaign, assignments)
+        cid = campaign["id"]
+        extras = [c for c in rows.columns if c not in ("user_id", "arm")]
+        props = {k: campaign[k] for k in self.CAMPAIGN_PROPERTIES if k in campaign and campaign[k] is not None}
+        props = {k: (v if isinstance(v, (str, int, float, bool)) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+                     else json.dumps(v, default=str)) for k, v in props.items()}
+        users, arms = rows["user_id"].tolist(), rows["arm"].tolist()
+        extra_maps = _props(rows, extras) if extras else None
+        if extra_maps is not None:  # numpy scalars -> Python; NaN -> absent
+            extra_maps = [{k: (v.item() if hasattr(v, "item") else v) for k, v in m.items()
+                           if v is not None and not (isinstance(v, float) and v != v)} for m in extra_maps]
+
+        def work(tx):
+            if tx.run("MATCH (c:Campaign {dataset: $ds, id: $id}) RETURN count(c) AS n", ds=self.dataset, id=cid).single()["n"]:
+                raise ValueError(f"campaign {cid!r} already exists in {self.dataset!r}")
+            ce = tx.run("CREATE (c:Campaign {dataset: $ds, id: $id}) SET c += $p, c.doc = $doc RETURN elementId(c) AS e",
+                        ds=self.dataset, id=cid, p=props, doc=json.dumps(campaign, sort_keys=True, default=str)).single()["e"]
+            written = 0
+            for s in range(0, len(users), self.batch_size):
+                u = users[s : s + self.batch_size]
+                eids = self._endpoints(tx, "User", u)
+                params = {"ue": [eids[x] for x in u], "u": u, "a": arms[s : s + self.batch_size]}
+                q = ("MATCH (c) WHERE elementId(c) = $ce UNWIND range(0, size($ue) - 1) AS k "
+                     "MATCH (n) WHERE elementId(n) = $ue[k] "
+                     "CREATE (c)-[r:ASSIGNED {key: $cid + '\u001f' + $u[k], arm: $a[k]}]->(n)")
+                if extra_maps is not None:
+                    params["x"] = extra_maps[s : s + self.batch_size]
+                    q += " SET r += $x[k]"
+                tx.run(q, ce=ce, cid=cid, **params).consume()
+                written += len(u)
+            return written
+
+        return int(self._write(work, f"write_campaign {cid}"))
+
+    def read_campaign(self, campaign_id: str) -> dict | None:
+        rows = self._read("MATCH (c:Campaign {dataset: $ds, id: $id}) RETURN c.doc AS doc", id=str(campaign_id))
+        return json.loads(rows[0]["doc"]) if rows else None
+
+    def read_assignments(self, campaign_id: str) -> pd.DataFrame:
+        if self.read_campaign(campaign_id) is None:
+            raise KeyError(f"no campaign {campaign_id!r} in {self.dataset!r}")
+        users, arms, extra = self._read_columns(
+            "MATCH (c:Campaign {dataset: $ds, id: $id})-[r:ASSIGNED]->(u:User) "
+            "RETURN u.id, r.arm, properties(r) ORDER BY u.id", 3, id=str(campaign_id))
+        frame = pd.DataFrame({"user_id": pd.Series(users, dtype=object), "arm": pd.Series(arms, dtype=object)})
+        names = sorted({k for m in extra for k in m} - {"key", "arm"})
+        for name in names:
+            col = pd.Series([m.get(name) for m in extra], dtype=object)
+            numeric = pd.to_numeric(col, errors="coerce")
+            frame[name] = numeric if col.notna().sum() == numeric.notna().sum() else col.where(col.notna(), np.nan)
+        return frame
+
+    def list_campaigns(self) -> list[dict]:
+        rows = self._read("MATCH (c:Campaign {dataset: $ds}) RETURN c.doc AS doc ORDER BY c.id")
+        return [json.loads(r["doc"]) for r in rows]
+
+    def delete_campaign(self, campaign_id: str) -> bool:
+        def work(tx):
+            n = tx.run("MATCH (c:Campaign {dataset: $ds, id: $id}) RETURN count(c) AS n", ds=self.dataset, id=str(campaign_id)).single()["n"]
+            tx.run("MATCH (c:Campaign {dataset: $ds, id: $id}) DETACH DELETE c", ds=self.dataset, id=str(campaign_id)).consume()
+            return bool(n)
+
+        return bool(self._write(work, f"delete_campaign {campaign_id}"))
 
     # ---------------------------------------------------------------- misc
     def run(self, query: str, **params) -> list[dict]:
