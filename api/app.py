@@ -395,6 +395,9 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     from api.routes import events as event_routes
 
     app.include_router(event_routes.router, dependencies=[Depends(require("events"))])
+    from api.routes import campaigns as campaign_routes
+
+    app.include_router(campaign_routes.router, dependencies=[Depends(require("admin"))], responses=AUTH_ERRORS)
     _include_optional_routers(app, lambda request: request.app.state.socialrec, require)
     return app
 

@@ -85,22 +85,14 @@ def _audience(args, store, pseudonymise) -> tuple[list[str], str]:
                 if uid not in known:
                     raise EtlInputError(args.audience, line, "user_id", "unknown user (not in the store; load or register it first)")
         return ids, f"file:{Path(args.audience).name}"
-    if args.segment is not None:
-        from recsys.campaigns.assignment import user_segments
+    from recsys.campaigns.assignment import segment_audience, uplift_audience
 
-        seg = user_segments(store)
-        ids = sorted(seg.index[seg == str(args.segment)])
-        if not ids:
-            raise BadInput(f"--segment: no users in segment {args.segment!r} (segments: {', '.join(sorted(set(seg))[:20]) or 'none'})")
-        return ids, f"segment:{args.segment}"
-    k = int(args.uplift_top)
-    if k < 2:
-        raise BadInput("--uplift-top must be >= 2")
-    scores = store.read_scores("User")
-    if "uplift" not in scores.columns:
-        raise BadInput("--uplift-top: no 'uplift' score is written back for this dataset (see docs/marketing.md)")
-    s = scores[["id", "uplift"]].dropna().sort_values(["uplift", "id"], ascending=[False, True]).head(k)
-    return s["id"].astype(str).tolist(), f"uplift-top:{k}"
+    try:
+        if args.segment is not None:
+            return segment_audience(store, args.segment), f"segment:{args.segment}"
+        return uplift_audience(store, args.uplift_top), f"uplift-top:{int(args.uplift_top)}"
+    except ValueError as exc:
+        raise BadInput(f"campaign create: {exc}") from None
 
 
 def cmd_create(args) -> int:

@@ -351,3 +351,28 @@ def import_campaign(
     doc["balance"] = bal.to_dict("records")
     store.write_campaign(doc, rows)
     return {"campaign": doc, "balance": doc["balance"], "arm_sizes": doc["arm_sizes"]}
+
+
+def segment_audience(store, segment: str) -> list[str]:
+    """The users of a stored segment, sorted. Raises ValueError when it has none."""
+    seg = user_segments(store)
+    ids = sorted(seg.index[seg == str(segment)])
+    if not ids:
+        known = ", ".join(sorted(set(seg))[:20]) or "none"
+        raise ValueError(f"no users in segment {segment!r} (segments: {known})")
+    return ids
+
+
+def uplift_audience(store, k: int) -> list[str]:
+    """The ``k`` users with the highest written-back ``uplift`` score (ties by id).
+
+    Raises:
+        ValueError: k < 2, or no ``uplift`` score is stored for this dataset.
+    """
+    if int(k) < 2:
+        raise ValueError("uplift-top must be >= 2")
+    scores = store.read_scores("User")
+    if "uplift" not in scores.columns:
+        raise ValueError("no 'uplift' score is written back for this dataset (see docs/marketing.md)")
+    s = scores[["id", "uplift"]].dropna().sort_values(["uplift", "id"], ascending=[False, True]).head(int(k))
+    return s["id"].astype(str).tolist()
