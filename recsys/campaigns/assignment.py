@@ -123,12 +123,14 @@ def balance_table(assignments: pd.DataFrame, covariates: pd.DataFrame, control: 
     for arm in sorted(set(m["arm"]) - {control}):
         tr = m[m["arm"] == arm]
         for c in cols:
-            a, b = tr[c].astype(float), ctrl[c].astype(float)
-            pooled = np.sqrt((np.nanvar(a, ddof=1) + np.nanvar(b, ddof=1)) / 2) if len(a) > 1 and len(b) > 1 else np.nan
-            diff = float(np.nanmean(a) - np.nanmean(b)) if len(a) and len(b) else np.nan
-            smd = diff / pooled if pooled and np.isfinite(pooled) and pooled > 0 else 0.0
-            rows.append({"covariate": c, "arm": arm, "mean_treatment": float(np.nanmean(a)) if len(a) else np.nan,
-                         "mean_control": float(np.nanmean(b)) if len(b) else np.nan, "smd": float(smd),
+            a, b = tr[c].astype(float).dropna(), ctrl[c].astype(float).dropna()
+            if len(a) < 2 or len(b) < 2:
+                continue
+            pooled = float(np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2))
+            diff = float(a.mean() - b.mean())
+            smd = diff / pooled if pooled > 0 else 0.0
+            rows.append({"covariate": c, "arm": arm, "mean_treatment": float(a.mean()),
+                         "mean_control": float(b.mean()), "smd": float(smd),
                          "imbalanced": bool(abs(smd) > SMD_THRESHOLD)})
     return pd.DataFrame(rows, columns=["covariate", "arm", "mean_treatment", "mean_control", "smd", "imbalanced"])
 
@@ -293,7 +295,9 @@ def create_campaign(
         if seg.empty:
             raise ValueError("--stratify segment: no segments stored; run `socialrec value` first")
         strata = [seg.get(u, "none") for u in audience]
+    # users the store has no activity for had none before the launch: zeros, not missing
     covariates = user_covariates(store, launched_at)
+    covariates = covariates.set_index("user_id").reindex(pd.Index(audience, name="user_id")).fillna(0.0).reset_index()
     plan = plan_campaign(name, audience, treatment_share, salt=salt, strata=strata, stratify=stratify,
                          covariates=covariates, launched_at=launched_at, source=source,
                          cost_per_contact=cost_per_contact, margin=margin)
