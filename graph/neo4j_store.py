@@ -976,8 +976,9 @@ class Neo4jStore(GraphStore):
         def work(tx):
             if tx.run("MATCH (c:Campaign {dataset: $ds, id: $id}) RETURN count(c) AS n", ds=self.dataset, id=cid).single()["n"]:
                 raise ValueError(f"campaign {cid!r} already exists in {self.dataset!r}")
-            ce = tx.run("CREATE (c:Campaign {dataset: $ds, id: $id}) SET c += $p, c.doc = $doc RETURN elementId(c) AS e",
-                        ds=self.dataset, id=cid, p=props, doc=json.dumps(campaign, sort_keys=True, default=str)).single()["e"]
+            ce = tx.run("CREATE (c:Campaign {dataset: $ds, id: $id}) SET c += $p, c.doc = $doc, c.columns = $cols "
+                        "RETURN elementId(c) AS e", ds=self.dataset, id=cid, p=props, cols=[str(c) for c in rows.columns],
+                        doc=json.dumps(campaign, sort_keys=True, default=str)).single()["e"]
             written = 0
             for s in range(0, len(users), self.batch_size):
                 u = users[s : s + self.batch_size]
@@ -1000,13 +1001,16 @@ class Neo4jStore(GraphStore):
         return json.loads(rows[0]["doc"]) if rows else None
 
     def read_assignments(self, campaign_id: str) -> pd.DataFrame:
-        if self.read_campaign(campaign_id) is None:
+        found = self._read("MATCH (c:Campaign {dataset: $ds, id: $id}) RETURN c.columns AS cols", id=str(campaign_id))
+        if not found:
             raise KeyError(f"no campaign {campaign_id!r} in {self.dataset!r}")
+        order = list(found[0]["cols"] or [])
         users, arms, extra = self._read_columns(
             "MATCH (c:Campaign {dataset: $ds, id: $id})-[r:ASSIGNED]->(u:User) "
             "RETURN u.id, r.arm, properties(r) ORDER BY u.id", 3, id=str(campaign_id))
         frame = pd.DataFrame({"user_id": pd.Series(users, dtype=object), "arm": pd.Series(arms, dtype=object)})
-        names = sorted({k for m in extra for k in m} - {"key", "arm"})
+        present = {k for m in extra for k in m} - {"key", "arm"}
+        names = [c for c in order if c in present or c not in ("user_id", "arm")] + sorted(present - set(order))
         for name in names:
             col = pd.Series([m.get(name) for m in extra], dtype=object)
             numeric = pd.to_numeric(col, errors="coerce")
