@@ -268,6 +268,9 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app.state.keyring = keyring
     app.state.metrics = metrics
     app.state.watcher = watcher
+    from recsys.campaigns.experiments import ExperimentHook
+
+    experiments = app.state.experiments = ExperimentHook(settings.home)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
@@ -342,7 +345,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             filters["max_per_category"] = max_per_category
         # a plain JSONResponse: the service already returns JSON types, so FastAPI's generic
         # jsonable_encoder pass (a third of the per-request cost on ciao) is skipped
-        return JSONResponse(service.recommend(user_id, k=k, exclude_items=exclude_items, **filters))
+        # A/B experiments (recsys.campaigns.experiments): the variant's model, logged; else plain
+        return JSONResponse(experiments.recommend(service, user_id, k=k, exclude_items=exclude_items, **filters))
 
     @app.get(
         "/v1/items/{item_id}/similar",
