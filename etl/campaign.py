@@ -102,9 +102,9 @@ class CampaignSpec:
     def require_arm(self, arm: str) -> None:
         """Raise EtlInputError unless ``arm`` is a treatment arm of this table."""
         if arm == self.control:
-            raise EtlInputError(self.file, 0, "arm", f"{arm!r} is the control arm; choose a treatment: {', '.join(self.treatments)}")
+            raise EtlInputError(self.file, 0, "arm", f"--treatment: {arm!r} is the control arm; choose a treatment: {', '.join(self.treatments)}")
         if arm not in self.arms:
-            raise EtlInputError(self.file, 0, "arm", f"unknown arm {arm!r}; the arms are: {', '.join(self.arms)}")
+            raise EtlInputError(self.file, 0, "arm", f"--treatment: unknown arm {arm!r}; the arms are: {', '.join(self.arms)}")
 
 
 def load_campaign_table(
