@@ -951,7 +951,7 @@ class Neo4jStore(GraphStore):
 
     # ---------------------------------------------------------------- campaigns
     #: campaign document fields also kept as plain node properties, for analysts' Cypher.
-    CAMPAIGN_PROPERTIES = ("name", "status", "created_at", "launched_at", "treatment_share", "control_arm",
+    CAMPAIGN_PROPERTIES = ("name", "status", "created_at", "launched_at", "treatment_share", "control_arm", "treatment_arm",
                            "arms", "salt", "source", "n_assigned", "stratify", "cost_per_contact", "margin")
 
     def write_campaign(self, campaign: dict, assignments: pd.DataFrame) -> int:
