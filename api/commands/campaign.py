@@ -151,6 +151,7 @@ def cmd_import(args) -> int:
         for o in outcomes:
             spec.require_outcome(o)
     covariates = list(spec.numeric_covariates)
+    categorical = list(spec.categorical_covariates)
     if args.pre is not None and args.pre not in covariates:
         raise EtlInputError(spec.file, 1, args.pre, f"--pre: no numeric covariate column {args.pre!r} (numeric: {', '.join(covariates)})")
     shares = None
@@ -164,7 +165,8 @@ def cmd_import(args) -> int:
         shares = dict(zip(arms, [v / sum(vals) for v in vals]))
     store = _open_store(settings, dataset, args.store)
     try:
-        out = import_campaign(store, args.name, frame, arms, spec.control, outcomes, covariates, pre=args.pre, shares=shares,
+        out = import_campaign(store, args.name, frame, arms, spec.control, outcomes, covariates, categorical=categorical,
+                              pre=args.pre, shares=shares,
                               source=f"table:{spec.name}", launched_at=args.launch_at,
                               cost_per_contact=args.cost_per_contact, margin=args.margin)
     except ValueError as exc:
@@ -191,7 +193,8 @@ def cmd_analyze(args) -> int:
         outcomes = [o.strip() for o in args.outcomes.split(",") if o.strip()] if args.outcomes else None
         try:
             result = analyze_campaign(store, args.name, treatment=args.treatment, outcomes=outcomes,
-                                      cost_per_contact=args.cost_per_contact, margin=args.margin, until=args.until)
+                                      cost_per_contact=args.cost_per_contact, margin=args.margin, until=args.until,
+                                      by=args.by)
         except KeyError:
             raise BadInput(f"no campaign {args.name!r} in {dataset!r} (see `socialrec campaign list --dataset {dataset}`)") from None
         except ValueError as exc:
@@ -213,6 +216,14 @@ def cmd_analyze(args) -> int:
         if r["roi"] is not None:
             line += f"  ROI {r['roi']:+.2f} [{r['roi_ci'][0]:+.2f}, {r['roi_ci'][1]:+.2f}]"
         lines.append(line)
+    if result.get("by"):
+        for o, part in result["by"]["outcomes"].items():
+            het = part["heterogeneity_p"]
+            lines.append(f"  {o} by {args.by}: heterogeneity p = {'–' if het is None else f'{het:.3g}'}"
+                         + ("" if het is None or het < 0.05 else "  (no evidence that the lift differs between levels)"))
+            for r in part["levels"]:
+                stat = "too few users" if r["lift"] is None else f"lift {r['lift']:+.5f} [{r['ci'][0]:+.5f}, {r['ci'][1]:+.5f}]"
+                lines.append(f"    {r['level']:<22} n={r['n_treatment']}/{r['n_control']}  {stat}")
     if result.get("report"):
         lines.append(f"report: {result['report']}")
     _emit(args, result, "\n".join(lines))
@@ -327,6 +338,7 @@ def register(sub, common) -> None:
     s.add_argument("--cost-per-contact", type=float, default=None)
     s.add_argument("--margin", type=float, default=None)
     s.add_argument("--until", type=float, default=None, help="end of the outcome window, Unix seconds")
+    s.add_argument("--by", default=None, help="lift per level of a column (segment, stratum, an imported covariate)")
     s.add_argument("--no-report", action="store_true", help="skip the HTML report")
     base(s)
     s.set_defaults(func=cmd_analyze)

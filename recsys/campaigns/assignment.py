@@ -317,6 +317,7 @@ def import_campaign(
     pre: str | None = None,
     shares: dict[str, float] | None = None,
     source: str = "table",
+    categorical: list[str] | None = None,
     launched_at: float | None = None,
     cost_per_contact: float = 0.0,
     margin: float = 1.0,
@@ -329,6 +330,7 @@ def import_campaign(
         arms, control: every arm (control first) and the control.
         outcomes: outcome columns kept on the assignments.
         covariates: numeric pre-campaign columns kept (for balance and CUPED).
+        categorical: text pre-campaign columns kept (for ``analyze --by``).
         pre: the covariate used as the CUPED pre-period value (e.g. ``history``), or None.
         shares: the designed arm shares (default equal).
     Returns:
@@ -338,7 +340,8 @@ def import_campaign(
     """
     if store.read_campaign(name) is not None:
         raise ValueError(f"campaign {name!r} already exists in {store.dataset!r}; choose another --name")
-    keep = ["customer_id", "arm", *outcomes, *[c for c in covariates if c not in outcomes]]
+    categorical = [c for c in (categorical or []) if c not in covariates and c not in outcomes]
+    keep = ["customer_id", "arm", *outcomes, *[c for c in covariates if c not in outcomes], *categorical]
     rows = frame[keep].rename(columns={"customer_id": "user_id"})
     counts = rows["arm"].value_counts()
     shares = shares or {a: 1.0 / len(arms) for a in arms}
@@ -348,7 +351,7 @@ def import_campaign(
         "shares": shares, "source": source, "status": "finished", "created_at": float(time.time()),
         "launched_at": float(launched_at) if launched_at is not None else None, "n_assigned": int(len(rows)),
         "arm_sizes": {a: int(counts.get(a, 0)) for a in arms}, "outcomes": "table", "outcome_columns": list(outcomes),
-        "covariates": list(covariates), "pre_covariate": pre, "cost_per_contact": float(cost_per_contact),
+        "covariates": list(covariates), "categorical_covariates": categorical, "pre_covariate": pre, "cost_per_contact": float(cost_per_contact),
         "margin": float(margin), "assignment": "imported (randomised by the campaign's owner)",
     }
     bal = balance_table(rows[["user_id", "arm"]], rows[["user_id", *covariates]], control) if covariates else pd.DataFrame()

@@ -113,8 +113,8 @@ def test_hillstrom_as_a_finished_campaign_reproduces_the_published_arm_effects(s
     frame, spec = load_campaign_table("hillstrom", data_dir=shared_data_dir)
     store = EmbeddedStore(tmp_path, "hillstrom")
     import_campaign(store, "hillstrom-2008", frame, list(spec.arms), spec.control, list(spec.outcomes),
-                    list(spec.numeric_covariates), pre="history")
-    r = analyze_campaign(store, "hillstrom-2008", treatment="Mens E-Mail")
+                    list(spec.numeric_covariates), pre="history", categorical=list(spec.categorical_covariates))
+    r = analyze_campaign(store, "hillstrom-2008", treatment="Mens E-Mail", by="channel")
     o = r["outcomes"]
     assert round(o["visit"]["lift"] * 100, 2) == 7.66
     assert round(o["conversion"]["lift"] * 100, 2) == 0.68
@@ -128,3 +128,9 @@ def test_hillstrom_as_a_finished_campaign_reproduces_the_published_arm_effects(s
     assert r["arms"] == {"No E-Mail": 21306, "Womens E-Mail": 21387, "Mens E-Mail": 21307}
     assert not r["srm"]["flagged"]
     assert not any(row["imbalanced"] for row in r["balance"])  # randomised: covariates balanced
+
+    # which segment? the lift does not differ by channel, but the women's e-mail moves mostly
+    # the customers who bought women's merchandise (Cochran's Q heterogeneity test)
+    assert r["by"]["outcomes"]["visit"]["heterogeneity_p"] > 0.05
+    women_by = analyze_campaign(store, "hillstrom-2008", treatment="Womens E-Mail", by="womens")["by"]["outcomes"]["visit"]
+    assert women_by["heterogeneity_p"] < 1e-10 and women_by["best"] == "1.0"
