@@ -9,7 +9,8 @@ same arms on any machine, byte for byte:
    audience that nobody can steer);
 2. within each stratum (``--stratify segment``; one stratum otherwise) users are sorted by
    ``u`` (ties by id) and cut into consecutive blocks whose sizes are the shares times the
-   stratum size, rounded by largest remainder. So every stratum is split exactly in proportion
+   stratum size, rounded by largest remainder (an odd user goes to an arm drawn by the hash of
+   salt and stratum). So every stratum is split exactly in proportion
    (complete randomisation within strata, "permuted blocks" of one block per stratum), which is
    what makes the arms balanced on the stratifier and, in expectation, on everything else.
 
@@ -52,12 +53,15 @@ def assignment_hash(salt: str, user_ids) -> np.ndarray:
     return out
 
 
-def _block_sizes(n: int, shares: list[float]) -> list[int]:
-    """Largest-remainder rounding of ``n * shares`` (sums to n; ties go to the earlier arm)."""
+def _block_sizes(n: int, shares: list[float], tie_key: str = "") -> list[int]:
+    """Largest-remainder rounding of ``n * shares`` (sums to n). Equal remainders (an odd
+    stratum split in half) go to the arm ranked first by the hash of ``tie_key`` and the arm's
+    position, so across many strata the extra users fall on either arm, not always the first."""
     raw = np.asarray(shares, dtype=np.float64) * n
     sizes = np.floor(raw).astype(int)
     rest = n - int(sizes.sum())
-    order = sorted(range(len(shares)), key=lambda j: (-(raw[j] - sizes[j]), j))
+    ties = assignment_hash(tie_key, [str(j) for j in range(len(shares))])
+    order = sorted(range(len(shares)), key=lambda j: (-round(raw[j] - sizes[j], 9), ties[j], j))
     for j in order[:rest]:
         sizes[j] += 1
     return sizes.tolist()
@@ -98,8 +102,8 @@ def assign_arms(
     })
     frame = frame.sort_values(["stratum", "u", "user_id"], kind="stable").reset_index(drop=True)
     arm = np.empty(len(frame), dtype=object)
-    for _, idx in frame.groupby("stratum", sort=True).indices.items():
-        sizes = _block_sizes(len(idx), shares)
+    for stratum, idx in frame.groupby("stratum", sort=True).indices.items():
+        sizes = _block_sizes(len(idx), shares, tie_key=f"{salt}\x1f{stratum}")
         arm[idx] = np.repeat(np.array(names, dtype=object), sizes)
     frame["arm"] = arm
     return frame.sort_values("user_id", kind="stable").reset_index(drop=True)[["user_id", "arm", "stratum", "u"]]

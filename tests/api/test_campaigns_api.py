@@ -153,3 +153,32 @@ def test_cli_analyze_an_imported_campaign_with_an_unknown_treatment_arm_exits_2(
     out = json.loads(capsys.readouterr().out)
     assert set(out["outcomes"]) == {"visit", "spend"}
     assert {"lift", "ci", "cuped_lift", "srm_p", "incremental_revenue", "roi"} <= set(out["outcomes"]["spend"])
+
+
+def test_cli_audience_from_a_segment_or_the_uplift_score_and_stratified(cli_env, capsys):
+    import json
+
+    import numpy as np
+
+    from graph.store import EmbeddedStore
+
+    store = EmbeddedStore(cli_env / "home" / "store", "csv:shop")
+    ids = np.array([f"u_{i:04d}" for i in range(400)])
+    store.upsert("users", pd.DataFrame({"user_id": ids}))
+    rng = np.random.default_rng(2)
+    store.write_scores("User", ids, {"segment": np.array([f"s{i % 4}" for i in range(400)]),
+                                     "uplift": rng.normal(size=400)}, "test-v1")
+    assert main(["campaign", "create", "--dataset", "csv:shop", "--name", "seg", "--segment", "s2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["campaign"]["n_assigned"] == 100 and out["campaign"]["source"] == "segment:s2"
+    assert main(["campaign", "create", "--dataset", "csv:shop", "--name", "top", "--uplift-top", "60", "--stratify", "segment",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert abs(out["arm_sizes"]["treatment"] - out["arm_sizes"]["control"]) <= 4 and out["campaign"]["n_assigned"] == 60
+    top = set(ids[np.argsort(-store.read_scores("User").set_index("id").loc[ids, "uplift"].to_numpy())[:60]])
+    frame = store.read_assignments("top")
+    assert set(frame["user_id"]) == top
+    per = frame.groupby(["stratum", "arm"]).size().unstack(fill_value=0)
+    assert (per["treatment"] - per["control"]).abs().max() <= 1  # every segment split in half
+    assert main(["campaign", "create", "--dataset", "csv:shop", "--name", "none", "--segment", "s9"]) == 2
+    assert "no users in segment" in capsys.readouterr().err

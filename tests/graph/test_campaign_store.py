@@ -107,3 +107,30 @@ def test_hillstrom_slice_analyzed_from_neo4j_equals_the_embedded_store(neo4j_sto
         assert a["outcomes"][o]["lift"] == pytest.approx(b["outcomes"][o]["lift"], abs=1e-12)
         assert a["outcomes"][o]["cuped_ci"] == pytest.approx(b["outcomes"][o]["cuped_ci"], abs=1e-12)
     assert a["srm"] == b["srm"]
+
+
+@pytest.mark.neo4j
+def test_event_outcomes_after_launch_read_from_neo4j_equal_the_embedded_store(neo4j_store, tmp_path):
+    from recsys.campaigns.analysis import analyze_campaign
+    from recsys.campaigns.assignment import create_campaign
+
+    rng = np.random.default_rng(9)
+    users = [f"u_{i:04d}" for i in range(400)]
+    launch = 1.7e9
+    inter = pd.DataFrame({"user_id": rng.choice(users, 1500), "item_id": [f"i{j}" for j in rng.integers(0, 80, 1500)],
+                          "kind": rng.choice(["purchase", "view"], 1500), "value": np.round(rng.gamma(2, 10, 1500), 2),
+                          "ts": launch + rng.uniform(-30, 30, 1500) * 86400})
+    results = []
+    for store in (EmbeddedStore(tmp_path, "shop"), neo4j_store):
+        store.upsert("users", pd.DataFrame({"user_id": users}))
+        store.upsert("items", pd.DataFrame({"item_id": [f"i{j}" for j in range(80)]}))
+        store.upsert("interactions", inter)
+        create_campaign(store, "autumn", users, 0.5, launched_at=launch, cost_per_contact=0.5, margin=0.4)
+        results.append(analyze_campaign(store, "autumn", until=launch + 30 * 86400))
+    a, b = results
+    assert a["outcome_source"] == "events" and set(a["outcomes"]) == {"visit", "conversion", "revenue"}
+    for o in a["outcomes"]:
+        for key in ("lift", "cuped_lift", "incremental_revenue", "roi"):
+            assert a["outcomes"][o][key] == pytest.approx(b["outcomes"][o][key], abs=1e-9)
+    assert a["arms"] == b["arms"] == {"treatment": 200, "control": 200}
+    assert a["balance"] == b["balance"]
