@@ -56,7 +56,7 @@ from sklearn.model_selection import train_test_split
 from etl.campaign import CampaignSpec
 from etl.errors import EtlInputError
 from recsys.campaigns import policy as policy_mod
-from recsys.campaigns.uplift_metrics import TOP_FRACTIONS, poisson_weights, ranking_metrics
+from recsys.campaigns.uplift_metrics import TOP_FRACTIONS, perfect_qini_area, poisson_weights, ranking_metrics
 
 log = logging.getLogger("socialrec.campaigns.uplift")
 
@@ -426,9 +426,10 @@ def run_uplift(
             sel = max(names, key=lambda m: val_qini[m])
             selected.append(sel)
             boot = {}
+            perfect_pt, perfect_bt = perfect_qini_area(y[te], t01[te]), perfect_qini_area(y[te], t01[te], weights)
             for m, score in test_scores.items():
-                point = ranking_metrics(y[te], t01[te], score)
-                boot[m] = ranking_metrics(y[te], t01[te], score, weights)
+                point = ranking_metrics(y[te], t01[te], score, perfect_area=perfect_pt)
+                boot[m] = ranking_metrics(y[te], t01[te], score, weights, perfect_area=perfect_bt)
                 for k in METRIC_KEYS:
                     per_model[m][k].append(float(point[k][0]))
                     draws[m][k].append(boot[m][k])

@@ -88,6 +88,34 @@ def _with_origin(x, v):
     return np.concatenate([z, x], axis=1), np.concatenate([z, v], axis=1)
 
 
+#: Rank bins at which bootstrap resamples evaluate the curves (exact at every 0.5 % of the ranking).
+BOOT_BINS = 200
+
+
+def _binned_cumsums(y, t, score, weights, bins: int = BOOT_BINS):
+    """Cumulative (n_all, n_t, n_c, y_t, y_c) at the end of each of ``bins`` rank bins, (B, bins) each.
+
+    Rows go to the bin of their rank (a run of tied scores to the bin where it starts), so each
+    resample costs one sparse product instead of sorting copies of the (B, n) weights.
+    """
+    from scipy import sparse
+
+    n = y.size
+    order, ends = _order_and_ends(score)
+    starts = np.r_[0, ends[:-1] + 1]
+    group_start = np.repeat(starts, ends - starts + 1)
+    row_bin = np.empty(n, dtype=np.int64)
+    row_bin[order] = np.minimum(group_start * bins // n, bins - 1)
+    cols = np.concatenate([row_bin + q * bins for q in range(4)])
+    rows = np.tile(np.arange(n), 4)
+    data = np.concatenate([np.ones(n), t, t * y, (1.0 - t) * y])
+    m = sparse.csr_matrix((data, (rows, cols)), shape=(n, 4 * bins))
+    sums = np.asarray((m.T @ np.asarray(weights, dtype=np.float64).T).T)  # (B, 4 bins)
+    sums = np.cumsum(sums.reshape(-1, 4, bins), axis=2)
+    n_all, n_t, y_t, y_c = sums[:, 0], sums[:, 1], sums[:, 2], sums[:, 3]
+    return n_all, n_t, n_all - n_t, y_t, y_c
+
+
 def curves(y, t, score, weights=None) -> dict[str, np.ndarray]:
     """Qini and uplift curves.
 
@@ -95,13 +123,22 @@ def curves(y, t, score, weights=None) -> dict[str, np.ndarray]:
         y: (n,) outcome (0/1 or money >= 0). t: (n,) 0/1 treated flag. score: (n,) ranking score,
             higher = target first. weights: optional (B, n) bootstrap weights.
     Returns:
-        ``{"x": (B, m+1) customers targeted, "qini": (B, m+1), "uplift": (B, m+1)}`` (B = 1 without
-        weights), starting at 0, one point per distinct score.
+        ``{"x": (B, m+1) customers targeted, "qini": (B, m+1), "uplift": (B, m+1)}``, starting at 0:
+        without weights B = 1 and one point per distinct score (exact); with weights one point per
+        rank bin (:data:`BOOT_BINS`).
     """
     y = np.asarray(y, dtype=np.float64)
     t = np.asarray(t, dtype=np.float64)
-    order, ends = _order_and_ends(np.asarray(score, dtype=np.float64))
-    n_all, n_t, n_c, y_t, y_c = _sums(y, t, order, ends, weights)
+    score = np.asarray(score, dtype=np.float64)
+    if weights is None:
+        order, ends = _order_and_ends(score)
+        sums = _sums(y, t, order, ends, weights)
+    else:
+        sums = _binned_cumsums(y, t, score, weights)
+    return _curves_from_sums(*sums)
+
+
+def _curves_from_sums(n_all, n_t, n_c, y_t, y_c) -> dict[str, np.ndarray]:
     qini = y_t - y_c * _div(n_t, n_c)
     upl = (_div(y_t, n_t) - _div(y_c, n_c)) * n_all
     x, qini = _with_origin(n_all, qini)
@@ -115,12 +152,20 @@ def _area_above_random(x, v):
     return area - x[:, -1] * v[:, -1] / 2.0
 
 
-def ranking_metrics(y, t, score, weights=None, fractions: tuple[float, ...] = TOP_FRACTIONS) -> dict[str, np.ndarray]:
+def perfect_qini_area(y, t, weights=None) -> np.ndarray:
+    """Area between the perfect ranking's Qini curve and the random line, (B,) (the normaliser of ``qini``)."""
+    p = curves(y, t, perfect_scores(y, t), weights)
+    return _area_above_random(p["x"], p["qini"])
+
+
+def ranking_metrics(y, t, score, weights=None, fractions: tuple[float, ...] = TOP_FRACTIONS,
+                    perfect_area: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """All ranking metrics of one score on the held-out part.
 
     Args:
         y, t, score, weights: as in :func:`curves`.
         fractions: top fractions p for ``uplift@p`` (0 < p <= 1).
+        perfect_area: :func:`perfect_qini_area` of the same ``y, t, weights`` when already computed.
     Returns:
         ``{"qini", "qini_area", "auuc", "uplift@10", ...}``, each a (B,) float64 array (B = 1
         without weights). Definitions in the module docstring.
@@ -134,27 +179,34 @@ def ranking_metrics(y, t, score, weights=None, fractions: tuple[float, ...] = TO
         raise ValueError(f"y, t, score must be (n,) arrays of one length, got {y.shape}, {t.shape}, {score.shape}")
     if weights is not None and np.shape(weights)[1] != y.size:
         raise ValueError(f"weights must be (B, {y.size}), got {np.shape(weights)}")
-    c = curves(y, t, score, weights)
-    p = curves(y, t, perfect_scores(y, t), weights)
+    if weights is not None:
+        n_all, n_t, n_c, y_t, y_c = _binned_cumsums(y, t, score, weights)
+        c = _curves_from_sums(n_all, n_t, n_c, y_t, y_c)
+    else:
+        c = curves(y, t, score)
     x, total = c["x"], c["x"][:, -1]
     model_q = _area_above_random(x, c["qini"])
-    perfect_q = _area_above_random(p["x"], p["qini"])
+    perfect_q = perfect_qini_area(y, t, weights) if perfect_area is None else perfect_area
     out = {
         "qini": _div(model_q, perfect_q),
         "qini_area": model_q / total**2,
         "auuc": _area_above_random(x, c["uplift"]) / total**2,
     }
-    order = np.argsort(score, kind="mergesort")[::-1]
-    ys, ts = y[order], t[order]
-    w = np.ones((1, y.size)) if weights is None else np.asarray(weights, dtype=np.float64)[:, order]
+    if weights is None:
+        order = np.argsort(score, kind="mergesort")[::-1]
+        ys, ts = y[order], t[order]
     for f in fractions:
         if not 0 < f <= 1:
             raise ValueError(f"top fraction must be in (0, 1], got {f}")
+        if weights is not None:
+            j = max(int(round(f * BOOT_BINS)) - 1, 0)
+            out[f"uplift@{round(f * 100)}"] = _div(y_t[:, j], n_t[:, j]) - _div(y_c[:, j], n_c[:, j])
+            continue
         size = int(y.size * f)
-        ww, yy, tt = w[:, :size], ys[:size], ts[:size]
-        mean_t = _div((ww * tt * yy).sum(axis=1), (ww * tt).sum(axis=1))
-        mean_c = _div((ww * (1 - tt) * yy).sum(axis=1), (ww * (1 - tt)).sum(axis=1))
-        out[f"uplift@{round(f * 100)}"] = mean_t - mean_c
+        yy, tt = ys[:size], ts[:size]
+        mean_t = (tt * yy).sum() / tt.sum() if tt.sum() else 0.0
+        mean_c = ((1 - tt) * yy).sum() / (1 - tt).sum() if (1 - tt).sum() else 0.0
+        out[f"uplift@{round(f * 100)}"] = np.array([mean_t - mean_c])
     return out
 
 
@@ -168,22 +220,34 @@ def incremental_at(y, t, score, fractions, weights=None) -> np.ndarray:
     Args:
         y, t, score, weights: as in :func:`curves`. fractions: (F,) in [0, 1].
     Returns:
-        (B, F) float64 (B = 1 without weights).
+        (B, F) float64 (B = 1 without weights; with weights the cut is the nearest rank bin of
+        :data:`BOOT_BINS`, exact for fractions on the 0.5 % grid).
     """
     y = np.asarray(y, dtype=np.float64)
     t = np.asarray(t, dtype=np.float64)
-    order = np.argsort(np.asarray(score, dtype=np.float64), kind="mergesort")[::-1]
+    score = np.asarray(score, dtype=np.float64)
+    if weights is not None:
+        n_all, n_t, n_c, y_t, y_c = _binned_cumsums(y, t, score, weights)
+        out = np.zeros((n_all.shape[0], len(fractions)))
+        for j, f in enumerate(fractions):
+            b = int(round(f * BOOT_BINS)) - 1
+            if b < 0:
+                continue
+            effect = _div(y_t[:, b], n_t[:, b]) - _div(y_c[:, b], n_c[:, b])
+            out[:, j] = effect * n_all[:, b] / n_all[:, -1]
+        return out
+    order = np.argsort(score, kind="mergesort")[::-1]
     ys, ts = y[order], t[order]
-    w = np.ones((1, y.size)) if weights is None else np.asarray(weights, dtype=np.float64)[:, order]
-    wt = w * ts
-    cw = np.concatenate([np.zeros((w.shape[0], 1)), np.cumsum(w, axis=1)], axis=1)
-    ct = np.concatenate([np.zeros((w.shape[0], 1)), np.cumsum(wt, axis=1)], axis=1)
-    cyt = np.concatenate([np.zeros((w.shape[0], 1)), np.cumsum(wt * ys, axis=1)], axis=1)
-    cyc = np.concatenate([np.zeros((w.shape[0], 1)), np.cumsum((w - wt) * ys, axis=1)], axis=1)
-    cut = np.array([int(round(f * y.size)) for f in fractions])
-    n_sel, n_t = cw[:, cut], ct[:, cut]
-    effect = _div(cyt[:, cut], n_t) - _div(cyc[:, cut], n_sel - n_t)
-    return effect * n_sel / cw[:, -1:]
+    out = np.zeros((1, len(fractions)))
+    for j, f in enumerate(fractions):
+        cut = int(round(f * y.size))
+        if cut == 0:
+            continue
+        yy, tt = ys[:cut], ts[:cut]
+        n_t = tt.sum()
+        effect = ((tt * yy).sum() / n_t if n_t else 0.0) - (((1 - tt) * yy).sum() / (cut - n_t) if cut - n_t else 0.0)
+        out[0, j] = effect * cut / y.size
+    return out
 
 
-__all__ = ["TOP_FRACTIONS", "curves", "incremental_at", "perfect_scores", "poisson_weights", "ranking_metrics"]
+__all__ = ["TOP_FRACTIONS", "curves", "incremental_at", "perfect_qini_area", "perfect_scores", "poisson_weights", "ranking_metrics"]

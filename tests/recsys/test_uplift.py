@@ -67,7 +67,17 @@ def test_bootstrap_weights_give_a_ci_around_the_point_value():
     draws = ranking_metrics(y, t, x, w)["qini"]
     lo, hi = np.percentile(draws, [2.5, 97.5])
     assert lo < point < hi and lo > 0  # the true ranking separates
-    assert ranking_metrics(y, t, x, np.ones((1, y.size)))["qini"][0] == pytest.approx(point)
+    assert ranking_metrics(y, t, x, np.ones((1, y.size)))["qini"][0] == pytest.approx(point, rel=0.02)
+
+
+def test_bootstrap_path_with_unit_weights_matches_the_exact_metrics():
+    y, t, x = _random_binary(4000)
+    ones = np.ones((2, y.size))
+    exact, binned = ranking_metrics(y, t, x), ranking_metrics(y, t, x, ones)
+    for k in ("qini", "qini_area", "auuc", "uplift@10", "uplift@30"):
+        assert binned[k][1] == pytest.approx(exact[k][0], rel=0.02, abs=1e-4), k
+    fr = [0.0, 0.3, 1.0]
+    assert np.allclose(incremental_at(y, t, x, fr, ones)[0], incremental_at(y, t, x, fr)[0])
 
 
 def test_incremental_at_is_the_arm_difference_inside_the_selected_group():
