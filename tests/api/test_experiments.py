@@ -136,3 +136,34 @@ def test_offline_replay_of_the_test_fold_shows_als_beating_popularity(replay, mo
     log = ExposureLog(exposure_log_path(home, "als-vs-popular"))
     assert len(log.read()) >= len(replay["users"])
     log.close()
+
+
+def test_cli_experiment_create_stop_and_bad_input(monkeypatch, tmp_path, capsys):
+    from api.cli import main
+
+    monkeypatch.setenv("SOCIALREC_HOME", str(tmp_path))
+    monkeypatch.setenv("SOCIALREC_MODE", "test")
+    args = ["experiment", "create", "--dataset", "filmtrust", "--name", "a1", "--variants", "control=als,treatment=itemcf"]
+    assert main(args + ["--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["shares"] == {"control": 0.5, "treatment": 0.5}
+    assert main(args) == 2 and "exists" in capsys.readouterr().err
+    assert main([*args[:5], "a2", *args[6:]]) == 2 and "already runs" in capsys.readouterr().err
+    assert main([*args[:5], "a3", "--variants", "als"]) == 2 and "NAME=MODEL" in capsys.readouterr().err
+    assert main(["experiment", "stop", "a1"]) == 0
+    assert main([*args[:5], "a2", *args[6:], "--shares", "0.2,0.8"]) == 0
+    capsys.readouterr()
+    assert main(["experiment", "list", "--json"]) == 0
+    listed = {e["name"]: e["status"] for e in json.loads(capsys.readouterr().out)["experiments"]}
+    assert listed == {"a1": "stopped", "a2": "running"}
+    assert main(["experiment", "analyze", "nope"]) == 2
+
+
+def test_cli_experiment_refuses_a_model_the_promoted_version_lacks(api_settings, monkeypatch, capsys):
+    from api.cli import main
+    from recsys.campaigns.experiments import list_experiments
+
+    monkeypatch.setenv("SOCIALREC_HOME", str(api_settings.home))
+    monkeypatch.setenv("SOCIALREC_MODE", "test")
+    code = main(["experiment", "create", "--dataset", "filmtrust", "--name", "nope", "--variants", "control=als,treatment=hybrid"])
+    assert code == 2 and "not in the promoted version" in capsys.readouterr().err
+    assert list_experiments(api_settings.home) == []  # nothing written: the served responses stay unchanged
