@@ -273,8 +273,8 @@ def write_report(result: dict, path: str | Path, title: str) -> Path:
 
     # forest plot of lifts
     rows = [(arm, o, per[o]) for arm, per in result["contrasts"].items() for o in outcomes]
-    fig, axes = plt.subplots(1, len(outcomes), figsize=(4.2 * len(outcomes), 0.5 + 0.6 * len(result["contrasts"])), squeeze=False)
-    for ax, o in zip(axes[0], outcomes):
+    fig, axes = plt.subplots(1, len(outcomes), figsize=(4.2 * len(outcomes), 1.6 + 0.8 * len(result["contrasts"])), squeeze=False)
+    for col, (ax, o) in enumerate(zip(axes[0], outcomes)):
         arms = list(result["contrasts"])
         for j, arm in enumerate(arms):
             r = result["contrasts"][arm][o]
@@ -284,9 +284,12 @@ def write_report(result: dict, path: str | Path, title: str) -> Path:
                 ax.errorbar(r["cuped_lift"], j - 0.1, xerr=[[r["cuped_lift"] - r["cuped_ci"][0]], [r["cuped_ci"][1] - r["cuped_lift"]]],
                             fmt="s", color="#d8843b", label="CUPED" if j == 0 else None)
         ax.axvline(0, color="k", lw=0.8)
-        ax.set_yticks(range(len(arms)), arms, fontsize=8)
+        ax.set_yticks(range(len(arms)), arms if col == 0 else [""] * len(arms), fontsize=8)
+        ax.set_ylim(-0.6, len(arms) - 0.4)
         ax.set_title(f"lift in {o} vs {control} (95 % CI)", fontsize=8)
-        ax.legend(fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.subplots_adjust(bottom=0.25)
     sections.append(("Lift", figure_to_img(fig)))
 
     table = []
