@@ -968,10 +968,21 @@ class Neo4jStore(GraphStore):
         props = {k: (v if isinstance(v, (str, int, float, bool)) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
                      else json.dumps(v, default=str)) for k, v in props.items()}
         users, arms = rows["user_id"].tolist(), rows["arm"].tolist()
-        extra_maps = _props(rows, extras) if extras else None
-        if extra_maps is not None:  # numpy scalars -> Python; NaN -> absent
-            extra_maps = [{k: (v.item() if hasattr(v, "item") else v) for k, v in m.items()
-                           if v is not None and not (isinstance(v, float) and v != v)} for m in extra_maps]
+        # extra columns travel as one list per column (names were checked to be identifiers);
+        # None (missing) leaves the property absent
+        extra_cols = []
+        for col in extras:
+            series = rows[col]
+            if pd.api.types.is_numeric_dtype(series):
+                arr = series.to_numpy(dtype=np.float64)
+                values = [None if v != v else v for v in arr.tolist()]
+                if pd.api.types.is_integer_dtype(series) or pd.api.types.is_bool_dtype(series):
+                    values = [None if v is None else (bool(v) if pd.api.types.is_bool_dtype(series) else int(v)) for v in values]
+            else:
+                obj = series.astype(object)
+                values = [None if v is None or (isinstance(v, float) and v != v) else str(v) for v in obj.tolist()]
+            extra_cols.append(values)
+        set_extra = "".join(f", r.`{col}` = $x{j}[k]" for j, col in enumerate(extras))
 
         def work(tx):
             if tx.run("MATCH (c:Campaign {dataset: $ds, id: $id}) RETURN count(c) AS n", ds=self.dataset, id=cid).single()["n"]:
@@ -987,9 +998,10 @@ class Neo4jStore(GraphStore):
                 q = ("MATCH (c) WHERE elementId(c) = $ce UNWIND range(0, size($ue) - 1) AS k "
                      "MATCH (n) WHERE elementId(n) = $ue[k] "
                      "CREATE (c)-[r:ASSIGNED {key: $cid + '\u001f' + $u[k], arm: $a[k]}]->(n)")
-                if extra_maps is not None:
-                    params["x"] = extra_maps[s : s + self.batch_size]
-                    q += " SET r += $x[k]"
+                for j, values in enumerate(extra_cols):
+                    params[f"x{j}"] = values[s : s + self.batch_size]
+                if extra_cols:
+                    q += " SET " + set_extra[2:]
                 tx.run(q, ce=ce, cid=cid, **params).consume()
                 written += len(u)
             return written
