@@ -182,3 +182,19 @@ def test_cli_audience_from_a_segment_or_the_uplift_score_and_stratified(cli_env,
     assert (per["treatment"] - per["control"]).abs().max() <= 1  # every segment split in half
     assert main(["campaign", "create", "--dataset", "csv:shop", "--name", "none", "--segment", "s9"]) == 2
     assert "no users in segment" in capsys.readouterr().err
+
+
+def test_cli_flags_a_deliberately_unbalanced_campaign(cli_env, capsys):
+    """A 50/50 design whose control arm lost a tenth of its customers: SRM says so."""
+    import json
+
+    rows = ["customer_id,arm,visit"] + [f"k{i},{'mail' if i % 2 else 'control'},{i % 3 == 0:d}" for i in range(8000)
+                                        if i % 2 or i % 20 != 0]
+    table = _write(cli_env / "unbalanced.csv", "\n".join(rows) + "\n")
+    assert main(["campaign", "import", "--dataset", "csv:shop", "--name", "u", "--table", f"csv:{table}", "--shares", "1,1"]) == 0
+    capsys.readouterr()
+    assert main(["campaign", "analyze", "u", "--dataset", "csv:shop", "--no-report"]) == 0
+    assert "SAMPLE RATIO MISMATCH" in capsys.readouterr().out
+    assert main(["campaign", "analyze", "u", "--dataset", "csv:shop", "--no-report", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["arms"] == {"control": 3600, "mail": 4000} and out["srm"]["flagged"] and out["srm_p"] < 1e-3
