@@ -140,6 +140,7 @@ def campaign_report(
     dataset: Annotated[str | None, Query(max_length=300)] = None,
     treatment: Annotated[str | None, Query(max_length=200)] = None,
     until: Annotated[float | None, Query(ge=0, le=4_102_444_800)] = None,
+    by: Annotated[str | None, Query(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", description="lift per level of this column, e.g. segment")] = None,
     format: Annotated[Literal["json", "html"], Query()] = "json",
 ):
     """Lift per outcome with 95 % CIs (difference in means and CUPED), SRM check, revenue, ROI."""
@@ -149,7 +150,7 @@ def campaign_report(
     store = _store(request, ds)
     try:
         try:
-            result = analyze_campaign(store, campaign_id, treatment=treatment, until=until)
+            result = analyze_campaign(store, campaign_id, treatment=treatment, until=until, by=by)
         except KeyError:
             raise HTTPException(404, f"no campaign {campaign_id!r} in {ds!r}") from None
         except ValueError as exc:

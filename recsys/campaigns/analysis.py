@@ -303,6 +303,17 @@ def write_report(result: dict, path: str | Path, title: str) -> Path:
                       "incremental revenue": "–" if r["incremental_revenue"] is None else f"{r['incremental_revenue']:,.2f}",
                       "ROI": "–" if r["roi"] is None else f"{r['roi']:+.2f} [{r['roi_ci'][0]:+.2f}, {r['roi_ci'][1]:+.2f}]"})
     sections.append(("Effects", table_html(table, list(table[0]) if table else [])))
+    if result.get("by"):
+        part = result["by"]
+        rows_by = []
+        for o, per in part["outcomes"].items():
+            for r in per["levels"]:
+                rows_by.append({"outcome": o, part["by"]: r["level"], "treated / control": f"{r['n_treatment']} / {r['n_control']}",
+                                "lift": "–" if r["lift"] is None else f"{r['lift']:+.5f}",
+                                "95% CI": "–" if r["ci"] is None else f"[{r['ci'][0]:+.5f}, {r['ci'][1]:+.5f}]",
+                                "heterogeneity p": "–" if per["heterogeneity_p"] is None else f"{per['heterogeneity_p']:.3g}"})
+        sections.append((f"Lift by {part['by']} (Cochran's Q: a small p = the lift differs between levels)",
+                         table_html(rows_by, list(rows_by[0]) if rows_by else [])))
     if result.get("balance"):
         sections.append(("Covariate balance (|SMD| > 0.1 = imbalanced)", table_html(
             result["balance"], ["covariate", "arm", "mean_treatment", "mean_control", "smd", "imbalanced"])))

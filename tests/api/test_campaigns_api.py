@@ -70,8 +70,12 @@ def test_campaign_lifecycle_events_after_launch_give_the_lift(admin, client, api
     revenue = rep["outcomes"]["revenue"]
     assert revenue["incremental_revenue"] == pytest.approx(revenue["lift"] * 300)
     assert revenue["roi"] == pytest.approx((revenue["incremental_revenue"] * 0.5 - 0.2 * 300) / (0.2 * 300))
-    html = admin.get(f"/v1/campaigns/{name}/report", params={"format": "html"})
+    by = admin.get(f"/v1/campaigns/{name}/report", params={"by": "stratum"}).json()["by"]
+    assert by["outcomes"]["conversion"]["levels"][0]["level"] == "all"
+    assert admin.get(f"/v1/campaigns/{name}/report", params={"by": "nothing"}).status_code == 422
+    html = admin.get(f"/v1/campaigns/{name}/report", params={"format": "html", "by": "stratum"})
     assert html.headers["content-type"].startswith("text/html") and "data:image/png;base64" in html.text
+    assert "Lift by stratum" in html.text
 
 
 # ---------------------------------------------------------------------------- the command line
