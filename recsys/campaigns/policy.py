@@ -195,6 +195,7 @@ def run_best_arm(frame, spec, outcome, *, models=None, seeds=3, n_boot=1000, cos
 
     started = time.perf_counter()
     rows, arm, y, kind, treatments = prepare(frame, spec, "all", outcome)
+    treatments = sorted(treatments)  # the column order of UpliftModel.predict
     names = tuple(m for m in (models or UPLIFT_MODELS) if not (m in BINARY_ONLY and kind != "binary"))
     if "t_learner" not in names:
         names = names + ("t_learner",)

@@ -172,3 +172,21 @@ def test_hillstrom_subsample_all_models_and_best_arm(shared_data_dir):
     spend = run_uplift(small, spec, "Mens E-Mail", "spend", models=("t_learner", "uplift_forest"), seeds=1, n_boot=50,
                        progress=False, keep_curves=False)
     assert "uplift_forest" not in spend["models"]  # binary outcomes only
+
+
+def test_best_arm_per_customer_beats_every_single_arm_when_arms_suit_different_customers():
+    rng = np.random.default_rng(7)
+    n = 4500
+    x = rng.normal(size=n)
+    arm = rng.choice(["control", "a", "b"], n)
+    p = 0.1 + 0.35 * ((arm == "a") & (x > 0)) + 0.35 * ((arm == "b") & (x <= 0))
+    visit = (rng.random(n) < p).astype(int)
+    raw = pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], "arm": arm, "visit": visit, "x": x,
+                        "_line": np.arange(2, n + 2)})
+    frame, spec = check_campaign_table(raw, file="arms.csv")
+    r = run_uplift(frame, spec, "all", "visit", models=("t_learner",), seeds=1, n_boot=200, cost=0.0, progress=False)
+    pol = r["policy"]["policies"]
+    best = pol["best_arm:t_learner"]["incremental_visits"]
+    assert best > pol["all:a"]["incremental_visits"] and best > pol["all:b"]["incremental_visits"]
+    assert r["policy"]["recommended"] == "best_arm:t_learner"
+    assert r["models"]["t_learner"]["per_arm"]["a"]["qini_ci"][0] > 0
