@@ -120,8 +120,9 @@ def _quantities(inc: dict[str, np.ndarray], frac, outcome, cost, margin, value_p
 
 
 def _pool(points: list[float], draws: list[np.ndarray]) -> tuple[float, list[float]]:
-    pooled = np.concatenate(draws)
-    return float(np.mean(points)), [float(np.percentile(pooled, 2.5)), float(np.percentile(pooled, 97.5))]
+    """Mean over seeds and the 95 % CI of that mean over the joint resamples (draws index-aligned)."""
+    mean_draws = np.mean(np.stack([np.broadcast_to(d, np.shape(draws[0])) for d in draws]), axis=0)
+    return float(np.mean(points)), [float(np.percentile(mean_draws, 2.5)), float(np.percentile(mean_draws, 97.5))]
 
 
 def summarise_policies(per_seed: list[dict], *, separates: bool, selected_model: str, cost: float, margin: float,
@@ -209,6 +210,7 @@ def run_best_arm(frame, spec, outcome, *, models=None, seeds=3, n_boot=1000, cos
     pol_pts: dict[str, dict[str, list]] = {}
     pol_draws: dict[str, dict[str, list]] = {}
     val_sel, chosen = [], {m: [] for m in names}
+    joint_weights = poisson_weights(len(y), n_boot, np.random.default_rng(20_000))  # shared by all seeds
     bar = _progress(seeds * sum(len(FOREST_GRID if m == "uplift_forest" else LGBM_GRID) + 1 for m in names), progress,
                     f"best arm {outcome}")
     with warnings.catch_warnings():
@@ -217,7 +219,7 @@ def run_best_arm(frame, spec, outcome, *, models=None, seeds=3, n_boot=1000, cos
             split = stratified_split(arm, y, seed)
             te = split.test
             rng = np.random.default_rng(20_000 + seed)
-            weights = poisson_weights(len(te), n_boot, rng).astype(np.float64)
+            weights = joint_weights[:, te].astype(np.float64)
             preds, vq = {}, {}
             for m in names:
                 params, _, _, q = _tune(m, kind, X, arm, y, split, seed)
@@ -271,7 +273,7 @@ def run_best_arm(frame, spec, outcome, *, models=None, seeds=3, n_boot=1000, cos
                 point, ci = _pool(per_arm[m][a][key], per_arm_draws[m][a][key])
                 b[key], b[f"{key}_ci"] = point, ci
             out[a] = b
-        qs = [np.concatenate(per_arm_draws[m][a]["qini"]) for a in treatments]
+        qs = [np.mean(np.stack(per_arm_draws[m][a]["qini"]), axis=0) for a in treatments]
         point = float(np.mean([np.mean(per_arm[m][a]["qini"]) for a in treatments]))
         mean_draws = np.mean(qs, axis=0)
         return {"qini": point, "qini_ci": [float(np.percentile(mean_draws, 2.5)), float(np.percentile(mean_draws, 97.5))],

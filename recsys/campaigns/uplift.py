@@ -23,13 +23,15 @@ Protocol (:func:`run_uplift`), per seed (3 by default):
 2. each model's hyper-parameters are chosen from a small grid by its Qini coefficient on the
    validation part (fitted on the fit part); the chosen configuration is refitted on all of train;
 3. metrics (:mod:`recsys.campaigns.uplift_metrics`) on the untouched test part, with ``n_boot``
-   Poisson-bootstrap resamples shared by all rankings (so differences are paired);
+   joint Poisson-bootstrap resamples of the customers, shared by all rankings and all seeds (so
+   differences are paired and the seeds' overlapping test parts stay correlated);
 4. the model used for targeting is the one with the best *validation* Qini; the policy / ROI
    table (:mod:`recsys.campaigns.policy`) picks its contact depth on the validation part and
    reports what it realises on test.
 
 Across seeds: the point value is the mean of the per-seed values; the 95 % CI is the 2.5/97.5
-percentile of the pooled bootstrap draws of all seeds (split and resampling noise together).
+percentile of that mean over the joint resamples (each resample gives every customer one weight,
+used in whichever seeds' test parts the customer falls).
 
 Why causalml and scikit-uplift: both are maintained, documented and cited uplift libraries;
 causalml has the meta-learners (S/T/X, multi-treatment out of the box) and an uplift forest,
@@ -292,10 +294,15 @@ def _tune(name, kind, X, arm, y, split, seed):
     return best[0], scores, best[2], best[1]
 
 
-def _summarise(per_seed: list[np.ndarray], draws: list[np.ndarray]) -> tuple[float, list[float]]:
-    point = float(np.mean(per_seed))
-    pooled = np.concatenate(draws)
-    return point, [float(np.percentile(pooled, 2.5)), float(np.percentile(pooled, 97.5))]
+def _summarise(per_seed: list[float], draws: list[np.ndarray]) -> tuple[float, list[float]]:
+    """Point = mean over seeds; 95 % CI = percentiles of the seed-mean over the joint resamples.
+
+    ``draws[s][b]`` is seed ``s``'s statistic on joint resample ``b`` (the same customers carry the
+    same weight in every seed's test part), so averaging over seeds per resample keeps the
+    correlation of overlapping test parts in the interval.
+    """
+    mean_draws = np.mean(np.stack(draws), axis=0)
+    return float(np.mean(per_seed)), [float(np.percentile(mean_draws, 2.5)), float(np.percentile(mean_draws, 97.5))]
 
 
 def _progress(total: int, enabled: bool, desc: str):
@@ -406,6 +413,8 @@ def run_uplift(
     curves_out = {}
     total = seeds * (sum(len(FOREST_GRID if m == "uplift_forest" else LGBM_GRID) + 1 for m in names) + len(LGBM_GRID) + 1)
     bar = _progress(total, progress, f"uplift {outcome}")
+    # one Poisson weight per customer and resample, shared by every seed (see _summarise)
+    joint_weights = poisson_weights(len(y), n_boot, np.random.default_rng(10_000))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for seed in range(seeds):
@@ -438,7 +447,7 @@ def run_uplift(
             bar.update(1)
             rng = np.random.default_rng(10_000 + seed)
             test_scores["random"] = rng.random(len(te))
-            weights = poisson_weights(len(te), n_boot, rng)
+            weights = joint_weights[:, te]
             sel = max(names, key=lambda m: val_qini[m])
             selected.append(sel)
             boot = {}
@@ -501,7 +510,8 @@ def run_uplift(
             "name": "stratified-70-30x3",
             "definition": "per seed: stratified (arm x outcome>0) 70/30 train/test split; train split 75/25 fit/validation; "
                           "hyper-parameters and the targeting model chosen by validation Qini; metrics on test with "
-                          f"{n_boot} Poisson-bootstrap resamples; point = mean over seeds, CI = 2.5/97.5 % of pooled draws",
+                          f"{n_boot} joint Poisson-bootstrap resamples of the customers (one weight per customer shared by all seeds); "
+                          "point = mean over seeds, CI = 2.5/97.5 % of the seed-mean over the resamples",
             "seeds": list(range(seeds)),
             "n_boot": n_boot,
             "rows": int(rows.sum()),
