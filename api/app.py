@@ -311,6 +311,9 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app.state.keyring = keyring
     app.state.metrics = metrics
     app.state.watcher = watcher
+    from recsys.campaigns.experiments import ExperimentHook
+
+    experiments = app.state.experiments = ExperimentHook(settings.home)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
@@ -403,6 +406,9 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         follower = getattr(state.events, "follower", None)
         if follower is not None and follower.behind():  # another worker journalled events: apply them first
             await run_in_threadpool(follower.catch_up)
+        if experiments.active(service.snapshot.dataset) is not None:  # an A/B test: the variant's model, exposure logged
+            out = await run_in_threadpool(experiments.recommend, service, user_id, k=k, exclude_items=exclude_items, **filters)
+            return FastJSONResponse(with_item_fields(service, out) if include else out)
         if include:  # display fields beside each item (issue 14 item 19)
             out = await run_in_threadpool(service.recommend, user_id, k=k, exclude_items=exclude_items, **filters)
             return FastJSONResponse(with_item_fields(service, out))
@@ -470,6 +476,9 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
 
     app.include_router(report_routes.router)
     event_routes.publish_batch_limit(app, settings.max_batch_events)
+    from api.routes import campaigns as campaign_routes
+
+    app.include_router(campaign_routes.router, dependencies=[Depends(require("admin"))], responses=AUTH_ERRORS)
     _include_optional_routers(app, lambda request: request.app.state.socialrec, require)
     return app
 

@@ -630,4 +630,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the importable module's main, not this __main__ copy: command modules under
+    # api/commands raise api.cli.BadInput, which must be the class main() catches
+    from api.cli import main as _main
+
+    sys.exit(_main())

@@ -9,6 +9,7 @@ Graph model (``docs/graph-schema.md`` has the diagram)::
     (:User)-[:WROTE]->(:Review {rating, helpfulness, text, ts})-[:REVIEWS]->(:Item)
     (:Item {category, title, brand, text})-[:IN_CATEGORY]->(:Category {name})
     (:User)-[:IN_SEGMENT]->(:Segment)                          # write_segments
+    (:Campaign {name, status, launched_at, ...})-[:ASSIGNED {arm, ...}]->(:User)   # write_campaign
 
 One database holds several datasets: every node carries ``dataset`` and ``id``, and each label
 has a composite uniqueness constraint on ``(dataset, id)``. A node that only exists because a
@@ -40,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from graph.store import (SLOT_SEPARATOR, TABLE_COLUMNS, TABLE_KEYS, GraphStore, StoreError, check_finite_vectors,
-                         normalise_rows, resolve_score_columns)
+                         normalise_campaign, normalise_rows, resolve_score_columns)
 
 log = logging.getLogger("socialrec.graph.neo4j")
 
@@ -49,7 +50,7 @@ KIND_REL_TYPES: dict[str, str] = {"rating": "RATED", "purchase": "PURCHASED"}
 DEFAULT_INTERACTION_REL = "INTERACTED"
 INTERACTION_REL_TYPES = ("RATED", "PURCHASED", "INTERACTED")
 #: labels with a (dataset, id) uniqueness constraint.
-NODE_LABELS = ("User", "Item", "Review", "Category", "Segment")
+NODE_LABELS = ("User", "Item", "Review", "Category", "Segment", "Campaign")
 #: labels write-back accepts.
 WRITE_BACK_LABELS = ("User", "Item", "Segment", "Category")
 #: property names the store manages itself; extra attribute columns may not use them.
@@ -245,6 +246,8 @@ class Neo4jStore(GraphStore):
             f"CREATE INDEX {label.lower()}_dataset IF NOT EXISTS FOR (n:{label}) ON (n.dataset)"
             for label in ("User", "Item", "Category", "Segment", CHECKPOINT_LABEL)
         ]
+        # one assignment per (campaign, user): ASSIGNED.key = "<campaign id>\x1f<user id>" is unique
+        statements.append("CREATE CONSTRAINT assigned_key IF NOT EXISTS FOR ()-[r:ASSIGNED]-() REQUIRE r.key IS UNIQUE")
         with self._session() as session:
             for stmt in statements:
                 try:
@@ -748,7 +751,11 @@ class Neo4jStore(GraphStore):
                 f"MATCH (n:{label})-[r]->() WHERE n.dataset = $ds AND n.id IS NOT NULL "
                 "CALL (r) { DELETE r } IN TRANSACTIONS OF 10000 ROWS"
             )
-        for label in ("Review", "User", "Item", "Category", "Segment"):
+        self._auto(
+            "MATCH (c:Campaign)-[r:ASSIGNED]->() WHERE c.dataset = $ds "
+            "CALL (r) { DELETE r } IN TRANSACTIONS OF 10000 ROWS"
+        )
+        for label in ("Review", "User", "Item", "Category", "Segment", "Campaign"):
             self._auto(
                 f"MATCH (n:{label}) WHERE n.dataset = $ds "
                 "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
@@ -1045,6 +1052,112 @@ class Neo4jStore(GraphStore):
         else:
             segments = pd.DataFrame({"segment_id": pd.Series(dtype=object)})
         return assignments.sort_values(["user_id"]).reset_index(drop=True), segments
+
+    # ---------------------------------------------------------------- campaigns
+    #: campaign document fields also kept as plain node properties, for analysts' Cypher.
+    CAMPAIGN_PROPERTIES = ("name", "status", "created_at", "launched_at", "treatment_share", "control_arm", "treatment_arm",
+                           "arms", "salt", "source", "n_assigned", "stratify", "cost_per_contact", "margin")
+
+    def write_campaign(self, campaign: dict, assignments: pd.DataFrame) -> int:
+        """Create ``(:Campaign {dataset, id, doc, name, ...})`` and one
+        ``(:Campaign)-[:ASSIGNED {key, arm, ...extra columns}]->(:User)`` per row, in one
+        transaction. Users not in the graph are created as ``stub: true`` nodes (as for follows).
+        The ``(dataset, id)`` constraint refuses a second campaign with the same id, and the
+        ``ASSIGNED.key`` constraint a second assignment of a user. See :meth:`GraphStore.write_campaign`.
+        """
+        campaign, rows = normalise_campaign(campaign, assignments)
+        cid = campaign["id"]
+        extras = [c for c in rows.columns if c not in ("user_id", "arm")]
+        props = {k: campaign[k] for k in self.CAMPAIGN_PROPERTIES if k in campaign and campaign[k] is not None}
+        props = {k: (v if isinstance(v, (str, int, float, bool)) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+                     else json.dumps(v, default=str)) for k, v in props.items()}
+        users, arms = rows["user_id"].tolist(), rows["arm"].tolist()
+        # extra columns travel as one list per column (names were checked to be identifiers);
+        # None (missing) leaves the property absent
+        extra_cols = []
+        for col in extras:
+            series = rows[col]
+            if pd.api.types.is_numeric_dtype(series):
+                arr = series.to_numpy(dtype=np.float64)
+                values = [None if v != v else v for v in arr.tolist()]
+                if pd.api.types.is_integer_dtype(series) or pd.api.types.is_bool_dtype(series):
+                    values = [None if v is None else (bool(v) if pd.api.types.is_bool_dtype(series) else int(v)) for v in values]
+            else:
+                obj = series.astype(object)
+                values = [None if v is None or (isinstance(v, float) and v != v) else str(v) for v in obj.tolist()]
+            extra_cols.append(values)
+        set_extra = "".join(f", r.`{col}` = $x{j}[k]" for j, col in enumerate(extras))
+
+        def work(tx):
+            if tx.run("MATCH (c:Campaign {dataset: $ds, id: $id}) RETURN count(c) AS n", ds=self.dataset, id=cid).single()["n"]:
+                raise ValueError(f"campaign {cid!r} already exists in {self.dataset!r}")
+            ce = tx.run("CREATE (c:Campaign {dataset: $ds, id: $id}) SET c += $p, c.doc = $doc, c.columns = $cols "
+                        "RETURN elementId(c) AS e", ds=self.dataset, id=cid, p=props, cols=[str(c) for c in rows.columns],
+                        doc=json.dumps(campaign, sort_keys=True, default=str)).single()["e"]
+            written = 0
+            for s in range(0, len(users), self.batch_size):
+                u = users[s : s + self.batch_size]
+                eids = self._endpoints(tx, "User", u)
+                params = {"ue": [eids[x] for x in u], "u": u, "a": arms[s : s + self.batch_size]}
+                q = ("MATCH (c) WHERE elementId(c) = $ce UNWIND range(0, size($ue) - 1) AS k "
+                     "MATCH (n) WHERE elementId(n) = $ue[k] "
+                     "CREATE (c)-[r:ASSIGNED {key: $cid + '\u001f' + $u[k], arm: $a[k]}]->(n)")
+                for j, values in enumerate(extra_cols):
+                    params[f"x{j}"] = values[s : s + self.batch_size]
+                if extra_cols:
+                    q += " SET " + set_extra[2:]
+                tx.run(q, ce=ce, cid=cid, **params).consume()
+                written += len(u)
+            return written
+
+        return int(self._write(work, f"write_campaign {cid}"))
+
+    def read_campaign(self, campaign_id: str) -> dict | None:
+        rows = self._read("MATCH (c:Campaign {dataset: $ds, id: $id}) RETURN c.doc AS doc", id=str(campaign_id))
+        return json.loads(rows[0]["doc"]) if rows else None
+
+    def read_assignments(self, campaign_id: str) -> pd.DataFrame:
+        found = self._read("MATCH (c:Campaign {dataset: $ds, id: $id}) RETURN c.columns AS cols", id=str(campaign_id))
+        if not found:
+            raise KeyError(f"no campaign {campaign_id!r} in {self.dataset!r}")
+        order = [c for c in (found[0]["cols"] or []) if c not in ("user_id", "arm")]
+        # one record per chunk of rows, each row [user id, arm, [extra values]]: decoding a
+        # record per relationship (or a properties map) costs far more on 64k assignments
+        query = ("MATCH (c:Campaign {dataset: $ds, id: $id})-[r:ASSIGNED]->(u:User) "
+                 "WITH u.id AS uid, r.arm AS arm, [p IN $cols | r[p]] AS vals ORDER BY uid "
+                 "WITH collect([uid, arm, vals]) AS rows UNWIND range(0, size(rows) - 1, $chunk) AS s "
+                 "RETURN rows[s..s + $chunk]")
+
+        def work(tx):
+            out: list[list] = []
+            for record in tx.run(query, ds=self.dataset, id=str(campaign_id), cols=order, chunk=self.READ_CHUNK):
+                out.extend(record[0])
+            return out
+
+        try:
+            with self._session() as session:
+                rows = session.execute_read(work)
+        except Exception as exc:
+            raise StoreError(f"neo4j read of campaign {campaign_id!r} failed for dataset {self.dataset!r}: {exc}") from exc
+        frame = pd.DataFrame({"user_id": pd.Series([r[0] for r in rows], dtype=object),
+                              "arm": pd.Series([r[1] for r in rows], dtype=object)})
+        for j, name in enumerate(order):
+            col = pd.Series([r[2][j] for r in rows], dtype=object)
+            numeric = pd.to_numeric(col, errors="coerce")
+            frame[name] = numeric if col.notna().sum() == numeric.notna().sum() else col.where(col.notna(), np.nan)
+        return frame
+
+    def list_campaigns(self) -> list[dict]:
+        rows = self._read("MATCH (c:Campaign {dataset: $ds}) RETURN c.doc AS doc ORDER BY c.id")
+        return [json.loads(r["doc"]) for r in rows]
+
+    def delete_campaign(self, campaign_id: str) -> bool:
+        def work(tx):
+            n = tx.run("MATCH (c:Campaign {dataset: $ds, id: $id}) RETURN count(c) AS n", ds=self.dataset, id=str(campaign_id)).single()["n"]
+            tx.run("MATCH (c:Campaign {dataset: $ds, id: $id}) DETACH DELETE c", ds=self.dataset, id=str(campaign_id)).consume()
+            return bool(n)
+
+        return bool(self._write(work, f"delete_campaign {campaign_id}"))
 
     # ---------------------------------------------------------------- misc
     def run(self, query: str, **params) -> list[dict]:

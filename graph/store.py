@@ -24,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -119,6 +120,55 @@ def normalise_rows(table: str, rows: pd.DataFrame) -> pd.DataFrame:
             out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
     extra = [c for c in out.columns if c not in TABLE_COLUMNS[table]]
     return out[list(TABLE_COLUMNS[table]) + extra].reset_index(drop=True)
+
+
+CAMPAIGN_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
+#: assignment columns the stores manage; extra columns must be plain identifiers.
+ASSIGNMENT_KEYS = ("user_id", "arm")
+
+
+def normalise_campaign(campaign: dict, assignments: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+    """Check a campaign document and its assignment rows before any store writes them.
+
+    Args:
+        campaign: dict with ``id`` (letters, digits, ``_.-``; at most 64) and ``arms`` (list of
+            str); other JSON-able fields are kept as they are.
+        assignments: ``user_id``, ``arm`` (+ extra columns named like identifiers).
+    Returns:
+        ``(campaign, rows)``: rows with ``user_id``/``arm`` as str, sorted by ``user_id``.
+    Raises:
+        ValueError: bad id, no arms, a missing/null key column, a user assigned twice, an arm
+            not in ``arms``, or a bad extra column name.
+    """
+    import re
+
+    cid = campaign.get("id")
+    if not isinstance(cid, str) or not re.fullmatch(CAMPAIGN_ID_PATTERN, cid):
+        raise ValueError(f"campaign id {cid!r}: 1-64 letters, digits, '_', '.', '-' (not starting with one of the last three)")
+    arms = campaign.get("arms")
+    if not arms or not all(isinstance(a, str) and a for a in arms) or len(set(arms)) != len(arms):
+        raise ValueError(f"campaign {cid}: 'arms' must be a list of distinct non-empty names, got {arms!r}")
+    for col in ASSIGNMENT_KEYS:
+        if col not in assignments.columns:
+            raise ValueError(f"campaign {cid}: assignments lack column {col!r}")
+        if assignments[col].isna().any():
+            raise ValueError(f"campaign {cid}: null {col} in assignments")
+    rows = assignments.copy()
+    rows["user_id"] = rows["user_id"].astype(str)
+    rows["arm"] = rows["arm"].astype(str)
+    dup = rows["user_id"].duplicated(keep=False)
+    if dup.any():
+        raise ValueError(f"campaign {cid}: user {rows.loc[dup, 'user_id'].iloc[0]!r} is assigned more than once")
+    unknown = sorted(set(rows["arm"]) - set(arms))
+    if unknown:
+        raise ValueError(f"campaign {cid}: unknown arm(s) {unknown}; arms are {list(arms)}")
+    for col in rows.columns:
+        if col not in ASSIGNMENT_KEYS and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", str(col)):
+            raise ValueError(f"campaign {cid}: bad assignment column name {col!r}")
+        if col in ("dataset", "id", "key", "campaign"):
+            raise ValueError(f"campaign {cid}: assignment column {col!r} is reserved")
+    rows = rows.sort_values("user_id", kind="stable").reset_index(drop=True)
+    return dict(campaign), rows
 
 
 class GraphStore(ABC):
@@ -279,6 +329,45 @@ class GraphStore(ABC):
     def read_meta(self, key: str) -> dict | None:
         """The document written under ``key``, or None."""
 
+    # ---------------------------------------------------------------- campaigns
+    # Randomised campaigns (``recsys.campaigns``): one document per campaign plus one assignment
+    # row per user. Stores that keep none raise NotImplementedError.
+    def write_campaign(self, campaign: dict, assignments: pd.DataFrame) -> int:
+        """Store a new campaign and all its assignments in one atomic write.
+
+        Args:
+            campaign: JSON-able document with at least ``id`` (see :func:`normalise_campaign`).
+            assignments: one row per user: ``user_id``, ``arm`` and optional extra columns
+                (``stratum``, imported outcomes/covariates; numbers or text).
+        Returns:
+            Number of assignments written.
+        Raises:
+            ValueError: bad document/rows, a user twice, an arm not in ``campaign["arms"]``, or
+                a campaign with this id already exists (nothing is written).
+            StoreError: the write failed (nothing is written).
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no campaigns")
+
+    def read_campaign(self, campaign_id: str) -> dict | None:
+        """The campaign document, or None when there is no such campaign."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no campaigns")
+
+    def read_assignments(self, campaign_id: str) -> pd.DataFrame:
+        """The campaign's assignments (``user_id``, ``arm``, extra columns), sorted by user_id.
+
+        Raises:
+            KeyError: no such campaign.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no campaigns")
+
+    def list_campaigns(self) -> list[dict]:
+        """Every campaign document of this dataset, sorted by id."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no campaigns")
+
+    def delete_campaign(self, campaign_id: str) -> bool:
+        """Delete a campaign and its assignments; True when it existed."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no campaigns")
+
     def close(self) -> None:
         """Release connections. Safe to call twice."""
 
@@ -406,6 +495,7 @@ class EmbeddedStore(GraphStore):
             # they are node properties): a cleared store has no write-back left
             for path in [*(self.dir / "vectors").glob("*.npz"), *(self.dir / "scores").glob("*.parquet")]:
                 path.unlink()
+            shutil.rmtree(self.dir / "campaigns", ignore_errors=True)
 
     # ---------------------------------------------------------------- write-back
     def write_vectors(self, label: str, ids: np.ndarray, vectors: np.ndarray, name: str, model_version: str) -> int:
@@ -485,6 +575,72 @@ class EmbeddedStore(GraphStore):
     def read_meta(self, key: str) -> dict | None:
         path = self.dir / "meta" / f"{key}.json"
         return json.loads(path.read_text()) if path.exists() else None
+
+    # ---------------------------------------------------------------- campaigns
+    # campaigns/<id>/campaign.json + assignments.parquet, written in a temporary folder and
+    # renamed into place (one atomic rename: a campaign is there whole or not at all).
+    def _campaign_dir(self, campaign_id: str) -> Path:
+        import re
+
+        if not isinstance(campaign_id, str) or not re.fullmatch(CAMPAIGN_ID_PATTERN, campaign_id):
+            raise KeyError(f"no campaign {campaign_id!r}")
+        return self.dir / "campaigns" / campaign_id
+
+    def write_campaign(self, campaign: dict, assignments: pd.DataFrame) -> int:
+        campaign, rows = normalise_campaign(campaign, assignments)
+        final = self._campaign_dir(campaign["id"])
+        with self._lock:
+            if final.exists():
+                raise ValueError(f"campaign {campaign['id']!r} already exists in {self.dataset!r}")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+            try:
+                rows.to_parquet(tmp / "assignments.parquet", index=False)
+                (tmp / "campaign.json").write_text(json.dumps(campaign, indent=2, sort_keys=True, default=str))
+                os.rename(tmp, final)
+            except BaseException:
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        return int(len(rows))
+
+    def read_campaign(self, campaign_id: str) -> dict | None:
+        try:
+            path = self._campaign_dir(campaign_id) / "campaign.json"
+        except KeyError:
+            return None
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def read_assignments(self, campaign_id: str) -> pd.DataFrame:
+        path = self._campaign_dir(campaign_id) / "assignments.parquet"
+        if not path.exists():
+            raise KeyError(f"no campaign {campaign_id!r} in {self.dataset!r}")
+        return pd.read_parquet(path)
+
+    def list_campaigns(self) -> list[dict]:
+        root = self.dir / "campaigns"
+        if not root.is_dir():
+            return []
+        docs = [json.loads((d / "campaign.json").read_text()) for d in sorted(root.iterdir())
+                if not d.name.startswith(".") and (d / "campaign.json").exists()]
+        return sorted(docs, key=lambda d: d["id"])
+
+    def delete_campaign(self, campaign_id: str) -> bool:
+        import shutil
+
+        try:
+            final = self._campaign_dir(campaign_id)
+        except KeyError:
+            return False
+        with self._lock:
+            if not final.exists():
+                return False
+            # rename first (atomic: the campaign disappears at once), then remove the files
+            gone = final.parent / f".deleted-{final.name}-{os.getpid()}"
+            os.rename(final, gone)
+            shutil.rmtree(gone, ignore_errors=True)
+        return True
 
 
 def resolve_score_columns(frame: pd.DataFrame, slot: str | None) -> pd.DataFrame:

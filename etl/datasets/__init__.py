@@ -35,6 +35,7 @@ DATASET_MODULES: tuple[str, ...] = (
     "amazon_hin",
     "amazon_beauty",
     "cdnow",
+    "hillstrom",
 )
 #: Prefixes that name a shop export instead of a known dataset.
 SHOP_PREFIXES: tuple[str, ...] = ("csv:", "parquet:")

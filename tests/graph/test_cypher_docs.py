@@ -23,6 +23,7 @@ from tests.graph.conftest import new_dataset_name
 pytestmark = pytest.mark.neo4j
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cypher.md"
 EMBEDDING = "als_embedding"
+CAMPAIGN = "spring-sale"
 
 
 def parse_queries(text: str) -> dict[int, str]:
@@ -74,8 +75,18 @@ def graph(neo4j_conn, ciao_slice):
         store.write_vectors("Item", items, vectors, slot_name(EMBEDDING, "vtest_v1"), "test-v1")
         store.stage_write_back("vtest_v1", "test-v1", complete=True)
         store.flip_write_back("vtest_v1")
+        # a campaign over 100 of the 150 users (stratified by segment), launched at the median
+        # interaction time, so the campaign queries have treated, control and outside users
+        from recsys.campaigns.assignment import assignment_hash, plan_campaign
+
+        audience = users[np.argsort(assignment_hash("docs-audience", users))[:100]]
+        seg_of = dict(zip(scores["user_id"], scores["segment_id"]))
+        launch = float(np.nanmedian(ciao_slice["interactions"]["ts"].to_numpy(np.float64)))
+        plan = plan_campaign(CAMPAIGN, audience, 0.5, strata=[seg_of[u] for u in audience], stratify="segment", launched_at=launch)
+        store.write_campaign(plan.campaign, plan.assignments)
         store.await_indexes()
-        yield store, ciao_slice, {"scores": scores, "item_ids": items, "vectors": vectors}
+        yield store, ciao_slice, {"scores": scores, "item_ids": items, "vectors": vectors,
+                                  "campaign": plan.assignments, "launch": launch}
     finally:
         store.clear()
         store.close()
@@ -85,7 +96,7 @@ def _params(tables) -> dict:
     follows, inter = tables["follows"], tables["interactions"]
     user_id = follows["follower_id"].value_counts().sort_index().idxmax()  # follows the most people
     item_id = inter["item_id"].value_counts().sort_index().idxmax()  # the most interacted-with item
-    return {"user_id": user_id, "item_id": item_id, "segment_id": "s1", "k": 5, "min_reviews": 3}
+    return {"user_id": user_id, "item_id": item_id, "segment_id": "s1", "k": 5, "min_reviews": 3, "campaign_id": CAMPAIGN}
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -235,7 +246,40 @@ def expect_q14(t, wb, p):
     return _records(g[["user_id", "followers", "followers_clv", "own_clv"]])
 
 
-EXPECTED = {n: globals()[f"expect_q{n}"] for n in range(1, 15)}
+def _active_after(t, wb) -> set:
+    inter = t["interactions"]
+    return set(inter.loc[inter["ts"] >= wb["launch"], "user_id"])
+
+
+def expect_q15(t, wb, p):
+    a = wb["campaign"].merge(wb["scores"][["user_id", "segment_id"]], on="user_id", how="left")
+    a["segment_id"] = a["segment_id"].fillna("none")
+    a["active"] = a["user_id"].isin(_active_after(t, wb)).astype(float)
+    rows = []
+    for seg, part in a.groupby("segment_id"):
+        tr, co = part[part["arm"] == "treatment"], part[part["arm"] == "control"]
+        if len(tr) and len(co):
+            rows.append({"segment_id": seg, "treated": len(tr), "control": len(co),
+                         "treated_rate": tr["active"].sum() / len(tr), "control_rate": co["active"].sum() / len(co)})
+    g = pd.DataFrame(rows)
+    g["uplift"] = g["treated_rate"] - g["control_rate"]
+    g = g.sort_values(["uplift", "segment_id"], ascending=[False, True])
+    return _records(g[["segment_id", "treated", "control", "treated_rate", "control_rate", "uplift"]])
+
+
+def expect_q16(t, wb, p):
+    a = wb["campaign"]
+    assigned, treated = set(a["user_id"]), set(a.loc[a["arm"] == "treatment", "user_id"])
+    f = t["follows"][["follower_id", "followee_id"]]
+    f = f[f["followee_id"].isin(assigned) & ~f["follower_id"].isin(treated)]
+    g = f.groupby("follower_id")["followee_id"].agg(lambda s: bool(set(s) & treated)).rename("follows_treated").reset_index()
+    g["active"] = g["follower_id"].isin(_active_after(t, wb)).astype(float)
+    g = g.groupby("follows_treated").agg(users=("follower_id", "size"), active_rate=("active", "mean")).reset_index()
+    g = g.sort_values("follows_treated", ascending=False)
+    return _records(g[["follows_treated", "users", "active_rate"]])
+
+
+EXPECTED = {n: globals()[f"expect_q{n}"] for n in range(1, 17)}
 
 
 # ---------------------------------------------------------------------------- the tests
