@@ -375,6 +375,39 @@ def start(
     return uri
 
 
+def admin_tool(home: Path, args: list[str], timeout_s: float = 3600, heap: str = "512m") -> str:
+    """Run ``neo4j-admin ARGS`` (``org.neo4j.cli.AdminTool`` from the server's own jars) against the
+    server files of ``home`` (its ``conf/neo4j.conf`` and data directory), e.g.
+    ``["database", "import", "full", ...]``. The server must be stopped for the commands that
+    write a database (import, load).
+
+    Returns:
+        The tool's stdout.
+    Raises:
+        Neo4jServerError: Java/Maven missing, the server was never started here (no conf), or the
+        tool failed (its output tail is in the message).
+    """
+    p = _paths(home)
+    if not p["conf"].exists():
+        raise Neo4jServerError(f"{p['conf']} does not exist: start the server of {home} once first")
+    java = find_java()
+    classpath, _ = ensure_classpath(java)
+    cmd = [str(java), f"-Xmx{heap}", *JVM_OPENS, "-Dfile.encoding=UTF-8", "-cp", classpath, "org.neo4j.cli.AdminTool", *args]
+    env = dict(os.environ, NEO4J_HOME=str(p["base"]), NEO4J_CONF=str(p["conf"].parent))
+    try:
+        proc = subprocess.run(cmd, cwd=p["base"], env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise Neo4jServerError(f"neo4j-admin {' '.join(args[:3])}: timed out after {timeout_s:.0f} s") from exc
+    if proc.returncode != 0:
+        raise Neo4jServerError(f"neo4j-admin {' '.join(args[:3])} failed (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return proc.stdout
+
+
+def read_pidfile(home: Path) -> dict | None:
+    """The running server's record (pid, uri, bolt_port, heap, pagecache, versions), or None."""
+    return _read_pidfile(Path(home))
+
+
 def _log_has_ready(log: Path, offset: int) -> bool:
     try:
         with open(log, "rb") as fh:
