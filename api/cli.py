@@ -70,8 +70,17 @@ def _ensure_loaded(settings: Settings, dataset: str, store, progress: bool = Tru
     return _run_etl(settings, dataset, store, progress)
 
 
-def _run_etl(settings: Settings, dataset: str, store, progress: bool = True, replace: bool = False) -> dict:
+def _run_etl(settings: Settings, dataset: str, store, progress: bool = True, replace: bool = False, bulk: bool = False) -> dict:
     from etl.pipeline import run_etl
+
+    bulk_args = None
+    if bulk:
+        if replace:
+            raise BadInput("--bulk writes an empty database; it cannot be combined with --replace")
+        if not settings.neo4j_uri or not settings.neo4j_password:
+            raise BadInput("--bulk imports into the local Neo4j server: set SOCIALREC_NEO4J_URI and SOCIALREC_NEO4J_PASSWORD "
+                           "(and start it with `socialrec neo4j start`)")
+        bulk_args = {"home": settings.home, "password": settings.neo4j_password.get_secret_value()}
 
     return run_etl(
         dataset,
@@ -82,6 +91,7 @@ def _run_etl(settings: Settings, dataset: str, store, progress: bool = True, rep
         quarantine_dir=settings.home / "quarantine",
         progress=progress,
         replace=replace,
+        bulk=bulk_args,
     )
 
 
@@ -127,7 +137,7 @@ def cmd_etl(args) -> int:
     settings = _settings(args)
     store = _open_store(settings, args.dataset, args.store)
     try:
-        report = _run_etl(settings, args.dataset, store, progress=not args.no_progress, replace=args.replace)
+        report = _run_etl(settings, args.dataset, store, progress=not args.no_progress, replace=args.replace, bulk=args.bulk)
         if hasattr(store, "transient_retries"):  # Neo4j: transactions the driver retried (deadlock, leader switch)
             report["neo4j_transient_retries"] = int(store.transient_retries)
     finally:
@@ -480,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("etl", help="load a dataset into the store")
     s.add_argument("--dataset", required=True, help="dataset name or csv:PATH / parquet:PATH")
     s.add_argument("--replace", action="store_true", help="clear the dataset's namespace first")
+    s.add_argument("--bulk", action="store_true",
+                   help="first load into an EMPTY local Neo4j with neo4j-admin's offline importer (stops and restarts "
+                        "the server of SOCIALREC_HOME); refused when the database holds anything")
     common(s)
     s.set_defaults(func=cmd_etl)
 
@@ -599,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
 
         set_enabled(False)
     from etl.errors import EtlInputError
+    from graph.neo4j_import import BulkImportError
     from recsys.evaluation import ProtocolError
     from recsys.registry import UnknownModelError
 
@@ -618,6 +632,9 @@ def main(argv: list[str] | None = None) -> int:
     except EtlInputError as exc:
         print(f"socialrec: bad input: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BulkImportError as exc:
+        print(f"socialrec: {'bad input' if exc.bad_input else 'error'}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT if exc.bad_input else EXIT_FAILURE
     except (BadInput, ProtocolError, UnknownModelError) as exc:
         print(f"socialrec: bad input: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

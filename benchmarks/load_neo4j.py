@@ -4,7 +4,10 @@ Loads each dataset (read once through the ETL) into a fresh namespace of both st
 times, and prints the median seconds, nodes/s and relationships/s of each and the ratio::
 
     SOCIALREC_NEO4J_URI=bolt://127.0.0.1:7687 SOCIALREC_NEO4J_PASSWORD=... \\
-        python benchmarks/load_neo4j.py --datasets ciao,epinions --repeats 3
+        python benchmarks/load_neo4j.py --datasets ciao,epinions --repeats 3      # also: python -m benchmarks.load_neo4j
+
+The bulk path (``neo4j-admin database import full``, ``socialrec etl --bulk``) is timed too, into a
+private local server this benchmark starts and stops (the importer needs an empty database).
 
 Counted the same way for both stores: nodes = users + items + reviews + categories;
 relationships = interactions + follows + 2 x reviews (WROTE, REVIEWS) + items with a category
@@ -57,7 +60,7 @@ def entity_counts(tables) -> tuple[int, int]:
     return nodes, rels
 
 
-def time_neo4j(tables, uri, user, password, dataset, batch_size, mode) -> tuple[float, dict]:
+def time_neo4j(tables, uri, user, password, dataset, batch_size, mode, workers=1) -> tuple[float, dict]:
     from graph.neo4j_store import Neo4jStore
 
     store = Neo4jStore(uri, user, password, dataset, batch_size=batch_size)
@@ -65,7 +68,7 @@ def time_neo4j(tables, uri, user, password, dataset, batch_size, mode) -> tuple[
         store.clear()
         started = time.perf_counter()
         if mode == "load":
-            store.load(tables, batch_size=batch_size)
+            store.load(tables, batch_size=batch_size, workers=workers)
         else:
             for table in ("users", "items", "reviews", "follows", "interactions"):
                 frame = tables[table]
@@ -75,6 +78,22 @@ def time_neo4j(tables, uri, user, password, dataset, batch_size, mode) -> tuple[
         counts = store.counts()
         store.clear()
         return seconds, counts
+    finally:
+        store.close()
+
+
+def time_bulk(tables, server, dataset) -> tuple[float, float | None]:
+    """``neo4j-admin database import full`` into the benchmark's private server (emptied first):
+    ``(importer wall seconds incl. its JVM start, the importer's own reported seconds)``."""
+    from graph.neo4j_store import Neo4jStore
+
+    home, uri, password = server
+    store = Neo4jStore(uri, "neo4j", password, dataset)
+    try:
+        store._auto("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS")
+        report = store.bulk_import(tables, home, password)
+        store._auto("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS")
+        return report["seconds"]["import"], report["seconds"]["importer_reported"]
     finally:
         store.close()
 
@@ -101,25 +120,55 @@ def main(argv=None) -> int:
     parser.add_argument("--uri", default=os.environ.get("SOCIALREC_NEO4J_URI", "bolt://127.0.0.1:7687"))
     parser.add_argument("--user", default=os.environ.get("SOCIALREC_NEO4J_USER", "neo4j"))
     parser.add_argument("--password", default=os.environ.get("SOCIALREC_NEO4J_PASSWORD"))
+    parser.add_argument("--workers", type=int, default=1, help="concurrent transactions of the incremental load")
+    parser.add_argument("--no-bulk", action="store_true", help="skip the bulk importer (it needs a private server)")
     parser.add_argument("--json", action="store_true", help="also print the results as one JSON object")
     args = parser.parse_args(argv)
     if not args.password:
         parser.error("set SOCIALREC_NEO4J_PASSWORD (or --password)")
+    server = None
+    if not args.no_bulk:  # the importer needs an empty database it may stop: a private local server
+        import secrets
+        import socket
+
+        from graph import neo4j_server
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        bulk_home = Path(tempfile.mkdtemp(prefix="socialrec-bulk-bench-"))
+        bulk_password = "bench-" + secrets.token_hex(8)
+        server = (bulk_home, neo4j_server.start(bulk_home, bulk_password, bolt_port=port, heap="1g", pagecache="512m"),
+                  bulk_password)
+    try:
+        return _run(args, server)
+    finally:
+        if server is not None:
+            from graph import neo4j_server
+
+            neo4j_server.stop(server[0])
+
+
+def _run(args, server) -> int:
 
     results = {}
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         with tempfile.TemporaryDirectory() as cache:
             tables = read_dataset(name, Path(args.data_dir), Pseudonymiser(b"benchmark-key"), Path(cache)).tables
         nodes, rels = entity_counts(tables)
-        neo, emb = [], []
+        neo, emb, bulk = [], [], []
         for rep in range(args.repeats):
-            seconds, counts = time_neo4j(tables, args.uri, args.user, args.password, f"bench-{name}", args.batch_size, args.mode)
+            seconds, counts = time_neo4j(tables, args.uri, args.user, args.password, f"bench-{name}", args.batch_size,
+                                         args.mode, args.workers)
             got_rels = sum(v for k, v in counts.items() if k.startswith("rel:"))
             if got_rels != rels:
                 print(f"warning: {name}: expected {rels} relationships, Neo4j holds {got_rels}", file=sys.stderr)
             neo.append(seconds)
             emb.append(time_embedded(tables, name, args.batch_size))
-            print(f"{name} run {rep + 1}: neo4j {seconds:.1f} s, embedded {emb[-1]:.1f} s", file=sys.stderr, flush=True)
+            if server is not None:
+                bulk.append(time_bulk(tables, server, f"bench-{name}"))
+            print(f"{name} run {rep + 1}: neo4j {seconds:.1f} s, embedded {emb[-1]:.1f} s"
+                  + (f", bulk {bulk[-1][0]:.1f} s (importer {bulk[-1][1]} s)" if bulk else ""), file=sys.stderr, flush=True)
         n_s, e_s = statistics.median(neo), statistics.median(emb)
         results[name] = {
             "nodes": nodes, "relationships": rels, "repeats": args.repeats, "mode": args.mode,
@@ -127,6 +176,12 @@ def main(argv=None) -> int:
             "embedded_s": round(e_s, 2), "embedded_nodes_per_s": round(nodes / e_s), "embedded_rels_per_s": round(rels / e_s),
             "neo4j_over_embedded_time": round(n_s / e_s, 2), "neo4j_runs_s": [round(x, 2) for x in neo],
         }
+        if bulk:
+            b_s = statistics.median(b[0] for b in bulk)
+            reported = [b[1] for b in bulk if b[1]]
+            results[name].update({"bulk_s": round(b_s, 2), "bulk_rels_per_s": round(rels / b_s),
+                                  "bulk_importer_reported_s": round(statistics.median(reported), 2) if reported else None,
+                                  "bulk_rels_per_s_importer": round(rels / statistics.median(reported)) if reported else None})
 
     header = f"{'dataset':10s} {'nodes':>9s} {'rels':>10s} | {'neo4j s':>8s} {'nodes/s':>9s} {'rels/s':>9s} | {'embedded s':>10s} {'nodes/s':>9s} {'rels/s':>10s} | {'time ratio':>10s}"
     print(f"median of {args.repeats} runs, mode={args.mode}, batch={args.batch_size}")
@@ -136,6 +191,9 @@ def main(argv=None) -> int:
         print(f"{name:10s} {r['nodes']:9d} {r['relationships']:10d} | {r['neo4j_s']:8.1f} {r['neo4j_nodes_per_s']:9d} "
               f"{r['neo4j_rels_per_s']:9d} | {r['embedded_s']:10.1f} {r['embedded_nodes_per_s']:9d} "
               f"{r['embedded_rels_per_s']:10d} | {r['neo4j_over_embedded_time']:9.1f}x")
+        if "bulk_s" in r:
+            print(f"{'':10s} bulk import (neo4j-admin): {r['bulk_s']:.1f} s wall incl. JVM start = {r['bulk_rels_per_s']:,} rels/s; "
+                  f"importer's own time {r['bulk_importer_reported_s']} s = {r['bulk_rels_per_s_importer']} rels/s")
     if args.json:
         print(json.dumps(results))
     return 0

@@ -120,6 +120,7 @@ def run_etl(
     progress: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
     replace: bool = False,
+    bulk: dict | None = None,
 ) -> dict:
     """Load one dataset into a store.
 
@@ -133,6 +134,9 @@ def run_etl(
         progress: tqdm progress bar on stderr.
         batch_size: rows per upsert.
         replace: clear the store namespace before writing.
+        bulk: ``{"home": SOCIALREC_HOME of the local Neo4j, "password": ...}`` to write a first load
+            into an EMPTY Neo4j database with the offline importer (:meth:`GraphStore.bulk_import`;
+            it stops and restarts that server) instead of batched transactions.
     Returns:
         ``{"dataset": name, "tables": {table: {"read", "loaded", "quarantined"}}}`` — the
         ``socialrec etl --json`` shape; ``"quarantine_file"`` and ``"seconds"`` are added.
@@ -142,6 +146,14 @@ def run_etl(
     """
     started = time.monotonic()
     loaded = read_dataset(dataset, data_dir, Pseudonymiser(pseudonym_key), Path(cache_dir))
+    if bulk is not None:
+        if replace:
+            raise ValueError("--bulk writes an empty database; it cannot be combined with --replace")
+        # nothing is written before the importer (it refuses a non-empty database); a crash after
+        # it leaves no completion record, so the next command reruns this load incrementally.
+        bulk_report = store.bulk_import({t: loaded.tables[t] for t in WRITE_ORDER}, bulk["home"], bulk["password"],
+                                        progress=(lambda msg: log.info("etl %s --bulk: %s", dataset, msg)) if progress else None)
+        return _finish(dataset, store, loaded, quarantine_dir, started, extra={"bulk": bulk_report})
     # the completion record goes last: a store whose record does not say "complete" holds a
     # load that was interrupted, and callers (train, evaluate) run the ETL again (idempotent).
     # It is marked "loading" before anything destructive, so an interrupted --replace is redone.
@@ -150,6 +162,12 @@ def run_etl(
         store.clear()
         store.write_meta("etl", {"dataset": dataset, "state": "loading"})
     write_tables(loaded, store, batch_size=batch_size, progress=progress)
+    return _finish(dataset, store, loaded, quarantine_dir, started)
+
+
+def _finish(dataset: str, store: GraphStore, loaded: LoadedDataset, quarantine_dir: Path, started: float,
+            extra: dict | None = None) -> dict:
+    """Write the quarantine file and the completion record; return the report."""
     qpath = quarantine_path(quarantine_dir, dataset)
     write_quarantine(loaded.quarantine, qpath)
     result = {
@@ -157,6 +175,7 @@ def run_etl(
         "tables": {t: dict(line) for t, line in loaded.report.items()},
         "quarantine_file": str(qpath),
         "seconds": round(time.monotonic() - started, 3),
+        **(extra or {}),
     }
     store.write_meta("etl", {"dataset": dataset, "state": "complete", "tables": result["tables"]})
     n_q = len(loaded.quarantine)

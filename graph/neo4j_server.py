@@ -470,6 +470,22 @@ class _WaitProgress:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
+def admin_tool(home: Path, args: list[str], timeout_s: float = 3600, heap: str = "512m") -> str:
+    """Run ``neo4j-admin ARGS`` (:func:`admin_command`) and return its stdout, e.g.
+    ``["database", "import", "full", ...]``. The server must be stopped for the commands that
+    write a database (import, load).
+
+    Raises:
+        Neo4jServerError: Java/Maven missing, the server was never started here (no conf), or the
+        tool failed (its output tail is in the message).
+    """
+    cmd, env = admin_command(home, args, heap=heap)
+    return _run_env(cmd, env, f"neo4j-admin {' '.join(args[:3])}", timeout_s)
+
+
+def read_pidfile(home: Path) -> dict | None:
+    """The running server's record (pid, uri, bolt_port, heap, pagecache, versions), or None."""
+    return _read_pidfile(Path(home))
 
 
 def _log_has_ready(log: Path, offset: int) -> bool:
@@ -604,7 +620,7 @@ def cypher_shell_command(uri: str, user: str = "neo4j", args: list[str] | tuple 
             "-a", uri, "-u", user, *args]
 
 
-def admin_command(home: Path, args: list[str]) -> tuple[list[str], dict]:
+def admin_command(home: Path, args: list[str], heap: str = "512m") -> tuple[list[str], dict]:
     """argv and environment that run ``neo4j-admin ARGS`` (Neo4j's ``org.neo4j.cli.AdminTool``)
     on the server files of ``home`` (its ``neo4j.conf`` gives the data directory)."""
     p = _paths(home)
@@ -613,7 +629,7 @@ def admin_command(home: Path, args: list[str]) -> tuple[list[str], dict]:
     java = find_java()
     classpath, _ = ensure_classpath(java)
     env = dict(os.environ, NEO4J_HOME=str(p["base"]), NEO4J_CONF=str(p["conf"].parent))
-    return [str(java), "-Xmx512m", *JVM_OPENS, "-cp", classpath, ADMIN_MAIN, *args], env
+    return [str(java), f"-Xmx{heap}", *JVM_OPENS, "-Dfile.encoding=UTF-8", "-cp", classpath, ADMIN_MAIN, *args], env
 
 
 def dump(home: Path, to_dir: Path, database: str = "neo4j", timeout_s: float = 1800) -> Path:

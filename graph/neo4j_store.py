@@ -296,6 +296,57 @@ class Neo4jStore(GraphStore):
         """The document written by :meth:`write_meta` under ``key``, or None."""
         return self._meta(f"doc:{key}") or None
 
+    def write_recommendations(self, frame: pd.DataFrame, model_version: str, batch_size: int = 50_000) -> int:
+        """``(:User)-[:RECOMMENDED {rank, score, model_version}]->(:Item)`` for every row, in
+        batches of ``batch_size``; the previous version's relationships are deleted (in batches)
+        only after the new ones are all written, so a reader filtering on the newest
+        ``model_version`` never sees a partial list."""
+        users, items = frame["user_id"].astype(str).tolist(), frame["item_id"].astype(str).tolist()
+        ranks, scores = frame["rank"].astype(int).tolist(), frame["score"].astype(float).tolist()
+        written = 0
+        for s in range(0, len(users), batch_size):
+            sl = slice(s, s + batch_size)
+
+            def work(tx, sl=sl):
+                rec = tx.run(
+                    "UNWIND range(0, size($u) - 1) AS k MATCH (u:User {dataset: $ds, id: $u[k]}) "
+                    "MATCH (i:Item {dataset: $ds, id: $i[k]}) "
+                    "CREATE (u)-[:RECOMMENDED {rank: $r[k], score: $s[k], model_version: $v}]->(i) RETURN count(*) AS n",
+                    ds=self.dataset, u=users[sl], i=items[sl], r=ranks[sl], s=scores[sl], v=model_version,
+                ).single()
+                return int(rec["n"])
+
+            written += self._write(work, "recommendations write-back")
+        self._auto(
+            "MATCH (u:User {dataset: $ds})-[r:RECOMMENDED]->() WHERE r.model_version <> $v "
+            "CALL (r) { DELETE r } IN TRANSACTIONS OF 20000 ROWS", v=model_version,
+        )
+        return written
+
+    def read_recommendations(self) -> pd.DataFrame:
+        rows = self._read_columns(
+            "MATCH (u:User {dataset: $ds})-[r:RECOMMENDED]->(i:Item) "
+            "RETURN u.id, r.rank, i.id, r.score, r.model_version ORDER BY u.id, r.rank", 5)
+        return pd.DataFrame(dict(zip(["user_id", "rank", "item_id", "score", "model_version"], rows)))
+
+    def record_columns(self, extras: Mapping[str, Mapping[str, str]]) -> None:
+        """Record extra attribute columns per table (name -> pandas dtype string), as a load does;
+        used after a load that did not go through this class (the offline bulk importer)."""
+        def work(tx):
+            for table, new in extras.items():
+                if new:
+                    merged = self._merged_extras(table, dict(new))
+                    self._set_meta(tx, self.dataset, f"columns:{table}", {"extras": list(merged.items())})
+
+        self._write(work, "column metadata")
+
+    def bulk_import(self, tables: Mapping[str, pd.DataFrame], home, password: str, progress=None) -> dict:
+        """First load of an EMPTY local database with ``neo4j-admin database import full``; see
+        :func:`graph.neo4j_import.bulk_import` (it stops and restarts the server of ``home``)."""
+        from graph.neo4j_import import bulk_import
+
+        return bulk_import(self, tables, home, password, progress=progress)
+
     def _extras(self, table: str) -> dict[str, str]:
         """Extra attribute columns seen for ``table``: name -> pandas dtype string."""
         return dict(self._meta(f"columns:{table}").get("extras", []))

@@ -367,6 +367,30 @@ class GraphStore(ABC):
     def delete_campaign(self, campaign_id: str) -> bool:
         """Delete a campaign and its assignments; True when it existed."""
         raise NotImplementedError(f"{type(self).__name__} keeps no campaigns")
+    # ---------------------------------------------------------------- precomputed lists
+    def write_recommendations(self, frame: pd.DataFrame, model_version: str, batch_size: int = 50_000) -> int:
+        """Replace the stored top-K lists (batch scoring) with ``frame``.
+
+        Args:
+            frame: columns ``user_id, rank, item_id, score`` (one row per user and rank).
+            model_version: version tag stored with every row.
+            batch_size: rows per write (stores that write in transactions).
+        Returns:
+            Rows written. Readers see the previous lists until the new ones are complete.
+        """
+        raise StoreError(f"{type(self).__name__} does not store precomputed recommendations")
+
+    def read_recommendations(self) -> pd.DataFrame:
+        """The stored lists: ``user_id, rank, item_id, score, model_version`` (empty if none)."""
+        raise StoreError(f"{type(self).__name__} does not store precomputed recommendations")
+
+    def bulk_import(self, tables: dict[str, pd.DataFrame], home: Path, password: str, progress=None) -> dict:
+        """First load of an empty database with the store's offline importer (Neo4j only).
+
+        Raises:
+            StoreError: this store has none (the embedded store's ordinary load is already its fastest).
+        """
+        raise StoreError(f"{type(self).__name__} has no offline bulk importer: load without --bulk")
 
     def close(self) -> None:
         """Release connections. Safe to call twice."""
@@ -511,6 +535,19 @@ class EmbeddedStore(GraphStore):
                 lambda tmp: np.savez(open(tmp, "wb"), ids=ids, vectors=vectors, version=np.array(model_version)),
             )
         return int(ids.shape[0])
+
+    def write_recommendations(self, frame: pd.DataFrame, model_version: str, batch_size: int = 50_000) -> int:
+        out = frame.loc[:, ["user_id", "rank", "item_id", "score"]].copy()
+        out["model_version"] = model_version
+        with self._lock:
+            _atomic_write_bytes(self.dir / "recommendations.parquet", lambda tmp: out.to_parquet(tmp, index=False))
+        return int(len(out))
+
+    def read_recommendations(self) -> pd.DataFrame:
+        path = self.dir / "recommendations.parquet"
+        if not path.exists():
+            return pd.DataFrame(columns=["user_id", "rank", "item_id", "score", "model_version"])
+        return pd.read_parquet(path)
 
     def read_vectors(self, label: str, name: str) -> tuple[np.ndarray, np.ndarray, str | None]:
         """See :meth:`GraphStore.read_vectors`; a plain name resolves through the current slot."""

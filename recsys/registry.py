@@ -16,6 +16,7 @@ MODELS: dict[str, str] = {
     "lightgcn": "gnn.lightgcn:LightGCNModel",
     "segment_popular": "recsys.coldstart:SegmentPopularModel",
     "coldstart": "recsys.coldstart:ColdStartRecommender",
+    "spark_als": "recsys.spark.als:SparkALSModel",
 }
 DEFAULT_MODELS = ("popular", "als", "itemcf")
 

@@ -15,6 +15,16 @@ from recsys.protocol import FactorModel
 log = logging.getLogger(__name__)
 
 
+def _gpu_available() -> bool:
+    """True when implicit was built with CUDA and a GPU is visible (never on the CI machine)."""
+    try:
+        import implicit.gpu
+
+        return bool(implicit.gpu.HAS_CUDA)
+    except Exception:  # noqa: BLE001 - any failure to probe the GPU means: use the CPU
+        return False
+
+
 class AlternatingLeastSquaresModel(FactorModel):
     """Implicit-feedback ALS (Hu, Koren & Volinsky, ICDM 2008) via ``implicit.cpu.als``.
 
@@ -34,6 +44,8 @@ class AlternatingLeastSquaresModel(FactorModel):
 
     Attributes:
         user_factors_: (n_users, factors) float32. item_factors_: (n_items, factors) float32.
+        device_: ``cuda`` when implicit's GPU build solved it (a CUDA build of implicit and a GPU
+            present), else ``cpu``.
     """
 
     name = "als"
@@ -75,19 +87,29 @@ class AlternatingLeastSquaresModel(FactorModel):
             log.info("als: %d factors capped at %d = min(n_users=%d, n_items=%d)", self.factors, factors,
                      snapshot.n_users, snapshot.n_items)
         self.factors_used_ = factors
-        model = AlternatingLeastSquares(
-            factors=factors,
-            regularization=self.regularization,
-            alpha=self.alpha,
-            iterations=self.iterations,
-            random_state=self.seed,
-            num_threads=self.num_threads,
-            calculate_training_loss=False,
-        )
-        # implicit's own threads do the work; a multi-threaded BLAS inside them oversubscribes
-        # the cores (implicit warns about it) and made fits ~4x slower on 2 cores.
-        with threadpool_limits(1, "blas"):
-            model.fit(self._weighted(snapshot), show_progress=False)
+        if _gpu_available():  # implicit's CUDA build: the same model, solved on the GPU
+            from implicit.gpu.als import AlternatingLeastSquares as GpuALS
+
+            gpu = GpuALS(factors=factors, regularization=self.regularization, alpha=self.alpha,
+                         iterations=self.iterations, random_state=self.seed, calculate_training_loss=False)
+            gpu.fit(self._weighted(snapshot), show_progress=False)
+            model = gpu.to_cpu()  # fold-in and pickling use the CPU model
+            self.device_ = "cuda"
+        else:
+            model = AlternatingLeastSquares(
+                factors=factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.seed,
+                num_threads=self.num_threads,
+                calculate_training_loss=False,
+            )
+            # implicit's own threads do the work; a multi-threaded BLAS inside them oversubscribes
+            # the cores (implicit warns about it) and made fits ~4x slower on 2 cores.
+            with threadpool_limits(1, "blas"):
+                model.fit(self._weighted(snapshot), show_progress=False)
+            self.device_ = "cpu"
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self._implicit = model
