@@ -205,15 +205,52 @@ def make_splits(snapshot: Snapshot, protocol: str, seed: int = 0, validation_fra
         yield Split(train, valid, test, name="cold items 10%", tune_train=tune_train)
 
 
-def _rank_metrics(model, snapshot_full: Snapshot, split_users, test, exclude, ks, n_items) -> dict[str, float]:
+def _rank_metrics(model, snapshot_full: Snapshot, split_users, test, exclude, ks, n_items,
+                  prior_weights: tuple[float, ...] | None = None, max_users: int | None = None, seed: int = 0):
+    """Expected (tie-aware) full-ranking metrics of a fitted model on held-out positives.
+
+    Every user with a positive in ``test`` (restricted to ``split_users``) ranks ALL items it has
+    not seen in training (and not in ``exclude``), scored by :meth:`Recommender.ranking_scores`;
+    metrics are expectations over random orders of tied items (:mod:`recsys.metrics`).
+
+    Args:
+        model: fitted recommender. snapshot_full: unused (kept for callers).
+        split_users: (m,) users to score or None. test: (n_users, n_items) CSR positives.
+        exclude: CSR of further items filtered from the ranking, or None.
+        ks: cut-offs. n_items: catalogue size (coverage).
+        prior_weights: if given, score every prior-blend weight from the same raw scores and return
+            ``{weight: metrics}`` (validation tuning of ``prior_weight_``).
+        max_users: score a seeded sample of at most this many users (tuning speed); None = all.
+        seed: seed of that sample.
+    Returns:
+        The metrics dict (``precision@k``, ``recall@k``, ``ndcg@k``, ``hr@k``, ``map@k``,
+        ``coverage@k``, ``n_users``), or ``{weight: metrics}`` with ``prior_weights``.
+    """
+    from recsys.metrics import MetricAccumulator
+    from recsys.protocol import SCORE_BATCH, top_k
+
     users = np.flatnonzero(np.diff(test.indptr) > 0)
     if split_users is not None:
         users = np.intersect1d(users, split_users)
-    if users.size == 0:
-        return {**{f"{m}@{k}": 0.0 for k in ks for m in ("precision", "recall", "ndcg", "hr", "map", "coverage")}, "n_users": 0}
-    extra = exclude[users] if exclude is not None else None
-    ranked, _ = model.recommend(users, k=max(ks), exclude_seen=True, exclude=extra)
-    return all_metrics(ranked, test[users], tuple(ks), n_items)
+    if max_users is not None and users.size > max_users:
+        users = np.sort(np.random.default_rng(seed + 99).choice(users, max_users, replace=False))
+    weights = tuple(prior_weights) if prior_weights is not None else (None,)
+    accs = {w: MetricAccumulator(tuple(ks), n_items) for w in weights}
+    if users.size:
+        tie = model.tie_rank()
+        kmax = max(ks)
+        for start in range(0, users.size, SCORE_BATCH):
+            block = users[start : start + SCORE_BATCH]
+            extra = exclude[block] if exclude is not None else None
+            raw = model.raw_scores(block)
+            rel = test[block]
+            for w in weights:
+                scores = model.ranking_scores(block, exclude_seen=True, exclude=extra, prior_weight=w, raw=raw)
+                ranked, _ = top_k(scores, kmax, tie)
+                accs[w].add(scores, rel, ranked)
+    if prior_weights is None:
+        return accs[None].result()
+    return {w: a.result() for w, a in accs.items()}
 
 
 def tune(
