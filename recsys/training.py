@@ -34,6 +34,7 @@ class TrainResult:
         validation: name -> ``{"recall@10", "ndcg@10"}`` of the chosen setting on the validation
             holdout (random 10 % of the snapshot, model fitted on the other 90 %).
         fit_seconds: name -> seconds of the final fit.
+        tune_seconds: name -> seconds spent tuning (and probing) on the validation holdout.
         serving_model: the model chosen on validation by :func:`select_serving_model` — possibly
             ``popular``.
         selection: the choice, reported: ``{"metric", "rule", "chosen", "candidates": {name:
@@ -46,6 +47,7 @@ class TrainResult:
     fit_seconds: dict[str, float] = field(default_factory=dict)
     serving_model: str = "popular"
     selection: dict = field(default_factory=dict)
+    tune_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def select_serving_model(validation: dict[str, dict], metric: str = SELECTION_METRIC,
@@ -118,6 +120,7 @@ def train_models(
         fixed = dict((params or {}).get(name, {}))
         if "seed" in inspect.signature(cls.__init__).parameters:
             fixed.setdefault("seed", seed)
+        t_tune = time.perf_counter()
         if tune_params:
             best, trials = tune(name, snapshot, split, fixed)
         else:
@@ -129,6 +132,7 @@ def train_models(
             probe = build_model(name, **best).fit(rest_snap, validation=valid)
             m = _rank_metrics(probe, rest_snap, None, valid, None, (10,), snapshot.n_items, max_users=MAX_TUNE_USERS)
             result.validation[name] = {"ndcg@10": m["ndcg@10"], "recall@10": m["recall@10"]}
+        result.tune_seconds[name] = time.perf_counter() - t_tune
         t0 = time.perf_counter()
         result.models[name] = build_model(name, **best).fit(snapshot, validation=None)
         result.fit_seconds[name] = time.perf_counter() - t0
