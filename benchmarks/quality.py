@@ -280,13 +280,25 @@ def format_selection(results: dict) -> str:
     return "\n".join(lines)
 
 
+def load_selection() -> dict:
+    """Every cached ``benchmarks/results/selection*.json`` merged (per dataset, newest wins)."""
+    merged: dict = {"datasets": {}}
+    for path in sorted(SELECTION_RESULTS.parent.glob("selection*.json")):
+        for ds, run in json.loads(path.read_text()).get("datasets", {}).items():
+            if ds not in merged["datasets"] or run.get("updated", "") > merged["datasets"][ds].get("updated", ""):
+                merged["datasets"][ds] = run
+    order = {d: i for i, d in enumerate(SELECTION_DATASETS)}
+    merged["datasets"] = dict(sorted(merged["datasets"].items(), key=lambda kv: order.get(kv[0], 99)))
+    return merged
+
+
 def selection_main(args) -> int:
     from recsys import evaluation
 
     out = args.out if args.out != RESULTS else SELECTION_RESULTS
     results = json.loads(out.read_text()) if out.exists() else {"datasets": {}}
     if args.table:
-        print(format_selection(results))
+        print(format_selection(load_selection()))
         return 0
     if args.tune_users:
         evaluation.MAX_TUNE_USERS = args.tune_users
@@ -310,7 +322,7 @@ def selection_main(args) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=1, default=float))
         log.info("%s selection done in %.0fs: chosen %s (%s)", dataset, run["seconds"], run["chosen"], run["verdict"])
-    print(format_selection(results))
+    print(format_selection(load_selection()))
     return 0
 
 
@@ -363,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=1, default=float))
     print(format_table(results))
-    if SELECTION_RESULTS.exists():
-        print(format_selection(json.loads(SELECTION_RESULTS.read_text())))
+    if list(SELECTION_RESULTS.parent.glob("selection*.json")):
+        print(format_selection(load_selection()))
     return 0
 
 
