@@ -101,11 +101,17 @@ def top_k(scores: np.ndarray, k: int, tie_rank: np.ndarray | None = None) -> tup
         kth = vals.min(axis=1)
         # rows where items tied with the k-th value straddle the cut: pick among them by the rule
         ambiguous = np.flatnonzero(np.isfinite(kth) & ((scores >= kth[:, None]).sum(axis=1) > k_eff))
-        for r in ambiguous:
-            cand = np.flatnonzero(scores[r] >= kth[r])
-            sel = cand[np.lexsort((tr[cand], -scores[r, cand]))[:k_eff]]
-            part[r] = sel
-            vals[r] = scores[r, sel]
+        # vectorised in chunks: key -1 = above the k-th value (always kept), the tie rank for
+        # items equal to it, m + 1 = below (never); the k smallest keys are the rule's top k
+        tr32 = tr.astype(np.int32)
+        for c in range(0, ambiguous.size, 64):
+            rows = ambiguous[c : c + 64]
+            sub = scores[rows]
+            kk = kth[rows][:, None]
+            key = np.where(sub > kk, np.int32(-1), np.where(sub == kk, tr32[None, :], np.int32(m + 1)))
+            sel = np.argpartition(key, k_eff - 1, axis=1)[:, :k_eff]
+            part[rows] = sel
+            vals[rows] = np.take_along_axis(sub, sel, axis=1)
     order = np.lexsort((tr[part], -vals), axis=-1)
     idx = np.take_along_axis(part, order, axis=1).astype(np.int32)
     vals = np.take_along_axis(vals, order, axis=1).astype(np.float32)
