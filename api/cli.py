@@ -125,7 +125,10 @@ def _emit(args: argparse.Namespace, payload: dict, human: str | None = None) -> 
 def metrics_table(result: dict, k: int = 10) -> str:
     """A plain-text table of an evaluation result at cut-off k."""
     cols = [f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"hr@{k}", f"map@{k}", f"coverage@{k}", "fit_seconds"]
+    if result.get("candidates", "full") != "full":
+        cols = [f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"hr@{k}", f"map@{k}", "auc", "fit_seconds"]
     lines = [f"{result['dataset']} · {result['protocol']} ({result.get('protocol_definition', '')})",
+             f"candidates: {result.get('candidates', 'full')} ({result.get('candidates_definition', '')})",
              f"{'model':<10}" + "".join(f"{c:>14}" for c in cols)]
     for name, vals in result["models"].items():
         lines.append(f"{name:<10}" + "".join(f"{vals.get(c, float('nan')):>14.4f}" for c in cols))
@@ -167,7 +170,7 @@ def _train(settings: Settings, dataset: str, models: list[str], store_kind, tune
             snapshot,
             result.models,
             {"serving_model": result.serving_model, "validation": result.validation, "fit_seconds": result.fit_seconds,
-             "pseudonym_key_id": settings.pseudonym_key_id(), "made_by": "train"},
+             "selection": result.selection, "pseudonym_key_id": settings.pseudonym_key_id(), "made_by": "train"},
         )
         written = write_back_models(store, snapshot, result.models, result.serving_model, path.name)
     finally:
@@ -186,6 +189,7 @@ def _train(settings: Settings, dataset: str, models: list[str], store_kind, tune
         "version": path.name,
         "promoted": promote_it,
         "serving_model": result.serving_model,
+        "selection": result.selection,
         "models": {n: {"params": result.params[n], "validation": result.validation[n], "fit_seconds": result.fit_seconds[n]} for n in result.models},
         "written_back": written,
         # users the snapshot knows only from follows: no interaction, so no trained vector of their own
@@ -200,9 +204,9 @@ def cmd_train(args) -> int:
     dataset = args.dataset or settings.dataset
     if not dataset:
         raise BadInput("--dataset is required (or set SOCIALREC_DATASET)")
-    from recsys.registry import DEFAULT_MODELS
+    from recsys.registry import TRAIN_MODELS
 
-    out = _train(settings, dataset, _models_arg(args.models, DEFAULT_MODELS), args.store, not args.no_tune, not args.no_promote,
+    out = _train(settings, dataset, _models_arg(args.models, TRAIN_MODELS), args.store, not args.no_tune, not args.no_promote,
                  progress=not args.no_progress)
     _emit(args, out, f"trained {dataset} version {out['version']} (serving model {out['serving_model']}); promoted={out['promoted']}")
     return EXIT_OK
@@ -222,7 +226,19 @@ def cmd_evaluate(args) -> int:
         snapshot = store.snapshot()
     finally:
         store.close()
-    result = evaluate(snapshot, args.protocol, models, ks=ks, seed=args.seed, tune_params=not args.no_tune, max_folds=args.max_folds)
+    user_key = None
+    if args.protocol == "given":
+        if not args.split_dir:
+            raise BadInput("--protocol given needs --split-dir DIR (train.csv, test.csv, optional validation.csv)")
+        from etl.pseudonymise import Pseudonymiser
+
+        user_key = Pseudonymiser(settings.resolved_pseudonym_key()).user
+    elif args.split_dir:
+        raise BadInput("--split-dir is only for --protocol given")
+    if args.repeats < 1:
+        raise BadInput(f"--repeats must be >= 1, got {args.repeats}")
+    result = evaluate(snapshot, args.protocol, models, ks=ks, seed=args.seed, tune_params=not args.no_tune, max_folds=args.max_folds,
+                      candidates=args.candidates, repeats=args.repeats, split_dir=args.split_dir, user_key=user_key)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     report = evaluation_report(result, settings.home / "reports" / f"evaluate-{snapshot.dataset.replace(':', '_').replace('/', '_')}-{args.protocol}-{stamp}.html")
     result["report"] = str(report)
@@ -498,7 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a new model version (and promote it)")
     s.add_argument("--dataset")
-    s.add_argument("--models", help="comma-separated model names (default popular,als,itemcf)")
+    s.add_argument("--models", help="comma-separated model names (default popular,als,itemcf,hybrid); the serving "
+                   "model is chosen among them on validation data, popular included")
     s.add_argument("--no-tune", action="store_true", help="use default hyper-parameters")
     s.add_argument("--no-promote", action="store_true", help="save the version without promoting it")
     common(s)
@@ -506,7 +523,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="evaluate models under a protocol")
     s.add_argument("--dataset", required=True)
-    s.add_argument("--protocol", required=True, choices=["cv5-full", "cold-lt20", "random-80-10-10", "temporal", "cold-users", "cold-items"])
+    s.add_argument("--protocol", required=True,
+                   choices=["cv5-full", "cold-lt20", "random-80-10-10", "temporal", "cold-users", "cold-items", "given"])
+    s.add_argument("--split-dir", help="protocol given: folder with train.csv, test.csv, optional validation.csv "
+                   "(user_id,item_id[,kind,value,ts], raw ids)")
+    s.add_argument("--candidates", default="full",
+                   help="ranking set of each test item: full (default, every unseen item) or sampled:N "
+                        "(N never-interacted items, seeded; adds auc)")
+    s.add_argument("--repeats", type=int, default=3, help="draws of the sampled candidates (mean and sd)")
     s.add_argument("--models")
     s.add_argument("--k", default="10,20", help="cut-offs, e.g. 10,20")
     s.add_argument("--seed", type=int, default=0)

@@ -5,6 +5,18 @@ Usage::
     python -m benchmarks.quality                       # lastfm cv5-full + cold-lt20, ciao 80/10/10
     python -m benchmarks.quality --datasets lastfm-hetrec2011 --models lightgcn,hybrid --resume
     python -m benchmarks.quality --table               # print the cached table only
+    python -m benchmarks.quality --selection           # the model `socialrec train` promotes, per dataset
+
+``--selection`` answers "is the model the product serves ever below popularity?": on each shared
+dataset with interactions it holds out a random 10 % of interactions as TEST (seeded), runs
+:func:`recsys.training.train_models` — exactly what ``socialrec train`` runs: validation-only
+tuning (param grid + popularity back-off weight) on a random 10 % of the rest, then the choice of
+serving model among all candidates, ``popular`` included — on the other 90 %, and scores every
+fitted model on the test interactions (full ranking, tie-aware). It prints per dataset each
+model's validation and test recall/NDCG@10, fit and tuning seconds, the chosen model, whether it
+beats popular on validation and test (or is popular), and the hybrid/ALS fit-time ratio. Results
+are cached in ``benchmarks/results/selection.json`` after each dataset (``--resume`` skips
+cached datasets).
 
 For lastfm-hetrec2011 under ``cv5-full`` and ``cold-lt20`` (MHCN/SEPT protocols) and ciao under
 ``random-80-10-10`` (DICER protocol, full ranking) it prints each model's P@10 / R@10 / NDCG@10
@@ -206,6 +218,114 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+SELECTION_DATASETS = ("filmtrust", "lastfm-hetrec2011", "amazon-hin", "yelp-hin", "ciao", "epinions")
+SELECTION_MODELS = ("popular", "als", "itemcf", "hybrid")
+SELECTION_RESULTS = REPO / "benchmarks" / "results" / "selection.json"
+
+
+def selection_run(snapshot, models: list[str], seed: int, tune_params: bool, max_test_users: int | None,
+                  params: dict | None = None) -> dict:
+    """Hold out 10 % as test, run ``train_models`` on the rest, score every model on the test set.
+
+    Returns:
+        ``{"chosen", "selection", "verdict", "models": {name: {"validation_recall@10",
+        "validation_ndcg@10", "test_recall@10", "test_ndcg@10", "fit_seconds", "tune_seconds",
+        "params"}}, "n_test_users", "protocol", "candidates"}``.
+    """
+    from recsys.evaluation import _rank_metrics, random_holdout
+    from recsys.training import train_models
+
+    inter = snapshot.interactions.tocsr()
+    dev, test = random_holdout(inter, 0.1, np.random.default_rng(seed + 4242))
+    dev_snap = snapshot.with_interactions(dev)
+    result = train_models(dev_snap, models, seed=seed, tune_params=tune_params, params=params)
+    out = {"protocol": "random 90/10 interactions; train_models on the 90% (its own 10% validation holdout), test = the 10%",
+           "candidates": "full", "models": {}}
+    for name, model in result.models.items():
+        m = _rank_metrics(model, dev_snap, None, test, None, (10,), snapshot.n_items, max_users=max_test_users, seed=seed)
+        out["n_test_users"] = m["n_users"]
+        out["models"][name] = {
+            "validation_recall@10": result.validation[name]["recall@10"],
+            "validation_ndcg@10": result.validation[name]["ndcg@10"],
+            "test_recall@10": m["recall@10"],
+            "test_ndcg@10": m["ndcg@10"],
+            "fit_seconds": result.fit_seconds[name],
+            "tune_seconds": result.tune_seconds.get(name, 0.0),
+            "params": result.params[name],
+        }
+        log.info("%s %-8s validation recall@10=%.4f test recall@10=%.4f ndcg@10=%.4f fit=%.1fs", snapshot.dataset, name,
+                 result.validation[name]["recall@10"], m["recall@10"], m["ndcg@10"], result.fit_seconds[name])
+    chosen = result.serving_model
+    pop, ch = out["models"]["popular"], out["models"][chosen]
+    ok = chosen == "popular" or (ch["validation_recall@10"] > pop["validation_recall@10"] and ch["test_recall@10"] > pop["test_recall@10"])
+    out.update(chosen=chosen, selection=result.selection, verdict="ok" if ok else "BELOW POPULAR ON TEST")
+    return out
+
+
+def format_selection(results: dict) -> str:
+    """The selection table (text)."""
+    lines = ["", "## The model `socialrec train` promotes vs popular (full ranking over all unseen items; "
+             "validation = train_models' own holdout, test = a held-out 10% of interactions)"]
+    hdr = f"{'dataset':<18} {'model':<8} {'val R@10':>9} {'val N@10':>9} {'test R@10':>9} {'test N@10':>9} {'fit s':>8} {'tune s':>8}"
+    lines += [hdr, "-" * len(hdr)]
+    for ds, run in results.get("datasets", {}).items():
+        for name, m in run["models"].items():
+            mark = " <- chosen" if name == run["chosen"] else ""
+            lines.append(f"{ds:<18} {name:<8} {m['validation_recall@10']:9.4f} {m['validation_ndcg@10']:9.4f} "
+                         f"{m['test_recall@10']:9.4f} {m['test_ndcg@10']:9.4f} {m['fit_seconds']:8.1f} {m['tune_seconds']:8.1f}{mark}")
+        ms = run["models"]
+        ratio = f"; hybrid/als fit time {ms['hybrid']['fit_seconds'] / max(ms['als']['fit_seconds'], 1e-9):.1f}x" if {"hybrid", "als"} <= set(ms) else ""
+        lines.append(f"{ds:<18} chosen {run['chosen']}: {run['verdict']} (test users {run.get('n_test_users')}{ratio}; "
+                     f"load {run.get('loadavg', '?')}; settings {run.get('settings', '')})")
+    return "\n".join(lines)
+
+
+def load_selection() -> dict:
+    """Every cached ``benchmarks/results/selection*.json`` merged (per dataset, newest wins)."""
+    merged: dict = {"datasets": {}}
+    for path in sorted(SELECTION_RESULTS.parent.glob("selection*.json")):
+        for ds, run in json.loads(path.read_text()).get("datasets", {}).items():
+            if ds not in merged["datasets"] or run.get("updated", "") > merged["datasets"][ds].get("updated", ""):
+                merged["datasets"][ds] = run
+    order = {d: i for i, d in enumerate(SELECTION_DATASETS)}
+    merged["datasets"] = dict(sorted(merged["datasets"].items(), key=lambda kv: order.get(kv[0], 99)))
+    return merged
+
+
+def selection_main(args) -> int:
+    from recsys import evaluation
+
+    out = args.out if args.out != RESULTS else SELECTION_RESULTS
+    results = json.loads(out.read_text()) if out.exists() else {"datasets": {}}
+    if args.table:
+        print(format_selection(load_selection()))
+        return 0
+    if args.tune_users:
+        evaluation.MAX_TUNE_USERS = args.tune_users
+    models = [m for m in args.models.split(",") if m] if args.models != ",".join(MODELS) else list(SELECTION_MODELS)
+    datasets = [d for d in args.datasets.split(",") if d] if args.datasets != ",".join(RUNS) else list(SELECTION_DATASETS)
+    results["machine"] = machine()
+    for dataset in datasets:
+        if args.resume and dataset in results["datasets"]:
+            continue
+        load0 = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
+        t0 = time.perf_counter()
+        snapshot = load_snapshot(dataset, args.data_dir)
+        run = selection_run(snapshot, models, args.seed, not args.no_tune, args.max_test_users, args.params)
+        load1 = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
+        run.update(loadavg=f"{load0}->{load1}", seconds=time.perf_counter() - t0,
+                   settings=f"models={','.join(models)} tune={not args.no_tune} tune_users={evaluation.MAX_TUNE_USERS} "
+                            f"test_users={args.max_test_users or 'all'} seed={args.seed}",
+                   command="python -m benchmarks.quality " + " ".join(sys.argv[1:]),
+                   updated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        results["datasets"][dataset] = run
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1, default=float))
+        log.info("%s selection done in %.0fs: chosen %s (%s)", dataset, run["seconds"], run["chosen"], run["verdict"])
+    print(format_selection(load_selection()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", default=",".join(RUNS))
@@ -217,15 +337,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", action="store_true", help="print the cached table and exit")
     ap.add_argument("--params", type=json.loads, default={}, help='fixed hyper-parameters per model, JSON: {"graphsage": {"epochs": 8}}')
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--selection", action="store_true", help="the serving-model choice vs popular on every shared dataset")
+    ap.add_argument("--max-test-users", type=int, default=None, help="--selection: score a seeded sample of test users")
+    ap.add_argument("--tune-users", type=int, default=None, help="validation users per tuning trial (default recsys.evaluation.MAX_TUNE_USERS)")
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("SOCIALREC_DATA_DIR", REPO.parent / "shared" / "data")))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     for noisy in ("gensim", "implicit", "lightgbm"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
+    if args.selection:
+        return selection_main(args)
     results = json.loads(args.out.read_text()) if args.out.exists() else {"runs": {}}
     if args.table:
         print(format_table(results))
+        if SELECTION_RESULTS.exists():
+            print(format_selection(json.loads(SELECTION_RESULTS.read_text())))
         return 0
     results["machine"] = machine()
     results["command"] = "python -m benchmarks.quality " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -248,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=1, default=float))
     print(format_table(results))
+    if list(SELECTION_RESULTS.parent.glob("selection*.json")):
+        print(format_selection(load_selection()))
     return 0
 
 

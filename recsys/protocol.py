@@ -62,15 +62,63 @@ def stable_top_k(scores: np.ndarray, k: int, support: np.ndarray) -> tuple[np.nd
     return out_i, out_s
 
 
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k columns of each row, best first.
+TIE_SEED = 0  # seed of the item-id hash that breaks ties (the documented serving rule)
+
+
+def hash_rank(item_ids: np.ndarray, seed: int = TIE_SEED) -> np.ndarray:
+    """(n,) int64 order of items by a seeded 64-bit hash of their ids (0 = first).
+
+    Stable across snapshots (it depends on the id, not on its index) and unrelated to the id's
+    alphabetical order. Uses ``pandas.util.hash_array`` (SipHash) keyed by ``seed``.
+    """
+    import pandas as pd
+
+    ids = np.asarray(item_ids).astype(str).astype(object)
+    h = pd.util.hash_array(ids, hash_key=f"socialrec{seed:07d}"[:16], categorize=False)
+    rank = np.empty(ids.size, np.int64)
+    rank[np.argsort(h, kind="stable")] = np.arange(ids.size)
+    return rank
+
+
+def tie_break_rank(popularity: np.ndarray, item_ids: np.ndarray, seed: int = TIE_SEED) -> np.ndarray:
+    """The serving tie rule as a rank per item: more popular first, then the seeded id hash.
+
+    Args:
+        popularity: (n_items,) distinct users per item in the training snapshot.
+        item_ids: (n_items,) item ids (hashed by :func:`hash_rank`).
+        seed: hash seed.
+    Returns:
+        (n_items,) int64, 0 = wins every tie; a permutation of ``range(n_items)``.
+    """
+    order = np.lexsort((hash_rank(item_ids, seed), -np.asarray(popularity, np.float64)))
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    return rank
+
+
+_DEFAULT_TIE_RANKS: dict[int, np.ndarray] = {}
+
+
+def _default_tie_rank(m: int) -> np.ndarray:
+    if m not in _DEFAULT_TIE_RANKS:
+        _DEFAULT_TIE_RANKS.clear()
+        _DEFAULT_TIE_RANKS[m] = hash_rank(np.arange(m))
+    return _DEFAULT_TIE_RANKS[m]
+
+
+def top_k(scores: np.ndarray, k: int, tie_rank: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k columns of each row, best first; ties broken by ``tie_rank`` (never by column order).
 
     Args:
         scores: (n, n_items) float32; ``-inf`` marks excluded items.
         k: cut-off, k >= 1; clipped to n_items.
+        tie_rank: (n_items,) int rank per column, lower wins a tie (models pass
+            :func:`tie_break_rank`: popularity, then a seeded hash of the item id). None = a
+            seeded hash of the column index.
     Returns:
         ``(indices (n, k) int32, values (n, k) float32)``; rows with fewer than k finite scores are
-        padded with index -1 and score ``-inf``.
+        padded with index -1 and score ``-inf``. The order is a total order on (score, tie_rank),
+        so the top-k is always a prefix of the top-(k+1).
     Raises:
         ValueError: if k < 1.
     """
@@ -78,12 +126,28 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"k must be >= 1, got {k}")
     n, m = scores.shape
     k_eff = min(k, m)
+    tr = _default_tie_rank(m) if tie_rank is None else np.asarray(tie_rank)
     if k_eff < m:
         part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
     else:
         part = np.tile(np.arange(m), (n, 1))
     vals = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
+    if k_eff < m and n:
+        kth = vals.min(axis=1)
+        # rows where items tied with the k-th value straddle the cut: pick among them by the rule
+        ambiguous = np.flatnonzero(np.isfinite(kth) & ((scores >= kth[:, None]).sum(axis=1) > k_eff))
+        # vectorised in chunks: key -1 = above the k-th value (always kept), the tie rank for
+        # items equal to it, m + 1 = below (never); the k smallest keys are the rule's top k
+        tr32 = tr.astype(np.int32)
+        for c in range(0, ambiguous.size, 64):
+            rows = ambiguous[c : c + 64]
+            sub = scores[rows]
+            kk = kth[rows][:, None]
+            key = np.where(sub > kk, np.int32(-1), np.where(sub == kk, tr32[None, :], np.int32(m + 1)))
+            sel = np.argpartition(key, k_eff - 1, axis=1)[:, :k_eff]
+            part[rows] = sel
+            vals[rows] = np.take_along_axis(sub, sel, axis=1)
+    order = np.lexsort((tr[part], -vals), axis=-1)
     idx = np.take_along_axis(part, order, axis=1).astype(np.int32)
     vals = np.take_along_axis(vals, order, axis=1).astype(np.float32)
     idx[~np.isfinite(vals)] = -1
@@ -91,6 +155,33 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         idx = np.pad(idx, ((0, 0), (0, k - k_eff)), constant_values=-1)
         vals = np.pad(vals, ((0, 0), (0, k - k_eff)), constant_values=-np.inf)
     return idx, vals
+
+
+def blend_prior(raw: np.ndarray, prior_z: np.ndarray, weight: float, no_history: np.ndarray | None = None) -> np.ndarray:
+    """Back a model's scores off to a prior: ``z_u(raw) + weight * prior_z``.
+
+    ``z_u`` standardises each user's row over all items (mean 0, sd 1; a constant row -> 0, so a
+    user the model knows nothing about is ranked by the prior alone). ``weight`` 0 returns
+    ``raw`` unchanged.
+
+    Args:
+        raw: (n, n_items) finite model scores.
+        prior_z: (n_items,) standardised prior (e.g. log popularity).
+        weight: blend weight >= 0, chosen on validation data.
+        no_history: (n,) bool, users without training interactions (ranked by the prior only).
+    Returns:
+        (n, n_items) float32.
+    """
+    if weight <= 0:
+        return raw
+    raw = np.asarray(raw, np.float32)
+    mu = raw.mean(axis=1, keepdims=True)
+    sd = raw.std(axis=1, keepdims=True)
+    z = np.where(sd > 1e-12, (raw - mu) / np.maximum(sd, 1e-12), 0.0).astype(np.float32)
+    if no_history is not None and no_history.any():
+        z[no_history] = 0.0
+    z += np.float32(weight) * prior_z[None, :]
+    return z
 
 
 class Recommender(ABC):
@@ -199,17 +290,81 @@ class Recommender(ABC):
             raise ValueError(f"k must be >= 1, got {k}")
         out_i = np.empty((users.size, k), dtype=np.int32)
         out_s = np.empty((users.size, k), dtype=np.float32)
+        tie = self.tie_rank()
         for start in range(0, users.size, batch_size):
             block = users[start : start + batch_size]
-            scores = np.asarray(self.score(block), dtype=np.float32).copy()
-            if exclude_seen:
-                _mask(scores, snap.interactions[block])
-            if exclude is not None:
-                _mask(scores, exclude[start : start + batch_size])
-            idx, val = top_k(scores, k)
+            extra = exclude[start : start + batch_size] if exclude is not None else None
+            scores = self.ranking_scores(block, exclude_seen=exclude_seen, exclude=extra)
+            idx, val = top_k(scores, k, tie)
             out_i[start : start + len(block)] = idx
             out_s[start : start + len(block)] = val
         return out_i, out_s
+
+    # ------------------------------------------------------------------ back-off and ties
+    # Weight of the popularity prior blended into the scores (chosen on validation data by
+    # recsys.evaluation.tune; 0 = the model's own scores). Saved with the model.
+    prior_weight_: float = 0.0
+
+    def _rank_state(self) -> dict:
+        snap = self._check_fitted()
+        cache = self.__dict__.get("_rank_cache")
+        if cache is None or cache.get("snapshot") is not snap:
+            pop = np.diff(snap.interactions.tocsc().indptr).astype(np.float64)
+            lp = np.log1p(pop)
+            sd = lp.std()
+            prior_z = ((lp - lp.mean()) / sd if sd > 0 else np.zeros_like(lp)).astype(np.float32)
+            cache = {
+                "snapshot": snap,
+                "tie_rank": tie_break_rank(pop, snap.item_ids),
+                "prior_z": prior_z,
+                "no_history": np.diff(snap.interactions.indptr) == 0,
+            }
+            self.__dict__["_rank_cache"] = cache
+        return cache
+
+    def tie_rank(self) -> np.ndarray:
+        """(n_items,) rank that breaks score ties when recommending (:func:`tie_break_rank`):
+        the item with more distinct users in the fitted snapshot first, then a seeded hash of the
+        item id. Never the item id order."""
+        return self._rank_state()["tie_rank"]
+
+    def raw_scores(self, users: np.ndarray) -> np.ndarray:
+        """(n, n_items) float32 copy of :meth:`score` (before back-off and masking)."""
+        return np.array(self.score(users), dtype=np.float32, copy=True)
+
+    def ranking_scores(
+        self,
+        users: np.ndarray,
+        exclude_seen: bool = True,
+        exclude: sp.csr_matrix | None = None,
+        prior_weight: float | None = None,
+        raw: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The scores :meth:`recommend` ranks by: :meth:`score` backed off to the popularity prior
+        (:func:`blend_prior` with ``prior_weight_``), seen / excluded items set to ``-inf``.
+
+        Args:
+            users: (n,) user indices.
+            exclude_seen: mask the users' training interactions.
+            exclude: (n, n_items) CSR of further items to mask.
+            prior_weight: override of ``prior_weight_`` (validation tuning).
+            raw: precomputed :meth:`raw_scores` of these users (not modified).
+        Returns:
+            (n, n_items) float32.
+        """
+        users = np.atleast_1d(np.asarray(users, np.int64))
+        w = self.prior_weight_ if prior_weight is None else prior_weight
+        scores = self.raw_scores(users) if raw is None else raw
+        if w > 0:
+            st = self._rank_state()
+            scores = blend_prior(scores, st["prior_z"], w, st["no_history"][users])
+        elif raw is not None:
+            scores = scores.copy()
+        if exclude_seen:
+            _mask(scores, self._check_fitted().interactions[users])
+        if exclude is not None:
+            _mask(scores, exclude)
+        return scores
 
     def similar_items(self, item_idx: np.ndarray | int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Items most similar to each given item (the item itself excluded).
@@ -264,7 +419,7 @@ class Recommender(ABC):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         (path / "config.json").write_text(json.dumps({"name": self.name, "params": self.get_params()}, default=str))
-        state = {k: v for k, v in self.__dict__.items() if k != "snapshot_" and k not in self.get_params()}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("snapshot_", "_rank_cache") and k not in self.get_params()}
         with open(path / "state.pkl", "wb") as fh:
             pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
 

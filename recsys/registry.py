@@ -19,6 +19,8 @@ MODELS: dict[str, str] = {
     "spark_als": "recsys.spark.als:SparkALSModel",
 }
 DEFAULT_MODELS = ("popular", "als", "itemcf")
+# what `socialrec train` tunes and chooses the serving model among (on validation data)
+TRAIN_MODELS = ("popular", "als", "itemcf", "hybrid")
 
 
 class UnknownModelError(ValueError):
@@ -53,5 +55,14 @@ def available_models() -> list[str]:
 
 
 def build_model(name: str, **params) -> Recommender:
-    """Instantiate a model by name with hyper-parameters. Raises UnknownModelError, TypeError."""
-    return model_class(name)(**params)
+    """Instantiate a model by name with hyper-parameters. Raises UnknownModelError, TypeError.
+
+    ``prior_weight`` (chosen by :func:`recsys.evaluation.tune`) is not a constructor argument: it
+    sets the model's popularity back-off weight ``prior_weight_``.
+    """
+    params = dict(params)
+    prior = float(params.pop("prior_weight", 0.0) or 0.0)
+    model = model_class(name)(**params)
+    if prior > 0:
+        model.prior_weight_ = prior
+    return model

@@ -54,6 +54,9 @@ class AlternatingLeastSquaresModel(FactorModel):
         {"factors": 128, "regularization": 0.05, "alpha": 10.0, "weighting": "binary"},
         {"factors": 128, "regularization": 0.5, "alpha": 20.0, "weighting": "binary"},
         {"factors": 64, "regularization": 0.05, "alpha": 2.0, "weighting": "log"},
+        # strong regularisation for sparse data (most users/items with a handful of interactions)
+        {"factors": 64, "regularization": 10.0, "alpha": 10.0, "weighting": "binary"},
+        {"factors": 64, "regularization": 100.0, "alpha": 40.0, "weighting": "binary"},
     ]
 
     def __init__(

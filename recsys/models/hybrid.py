@@ -125,7 +125,7 @@ class UserKNNScorer(Recommender):
 def _build_generator(name: str, seed: int) -> Recommender:
     """A candidate generator by name, with settings that worked on validation data."""
     if name == "ease":
-        return EaseScorer()
+        return EaseScorer(max_items=3000)  # 3k most popular items: the dense inverse stays ~1 s
     if name == "ease_log":
         return EaseScorer(lam=2000.0, weighting="log")
     if name == "userknn":
@@ -183,6 +183,24 @@ class _Context:
             onehot = sp.csr_matrix((np.ones(items.size, np.float32), (items, cat[items])), shape=(x.shape[1], n_cat))
             self.user_cat = (self.binary @ onehot).tocsr()
         self.item_category = cat
+        # recency: days from the item's last interaction to the newest one, and the share of its
+        # interactions in the newest 10 % of the time span (0 when the data has no timestamps)
+        self.has_time = bool(snapshot.has_timestamps)
+        self.item_days_since = np.zeros(x.shape[1], np.float32)
+        self.item_recent_share = np.zeros(x.shape[1], np.float32)
+        if self.has_time:
+            ts = snapshot.timestamps.tocsc()
+            t = ts.data
+            fin = np.isfinite(t)
+            if fin.any():
+                t_max, t_min = float(t[fin].max()), float(t[fin].min())
+                cut = t_max - 0.1 * (t_max - t_min)
+                col = np.repeat(np.arange(ts.shape[1]), np.diff(ts.indptr))
+                last = np.full(ts.shape[1], t_min)
+                np.maximum.at(last, col[fin], t[fin])
+                self.item_days_since = ((t_max - last) / 86400.0).astype(np.float32)
+                recent = np.bincount(col[fin & (t >= cut)], minlength=ts.shape[1])
+                self.item_recent_share = (recent / np.maximum(self.item_pop, 1)).astype(np.float32)
         self.generators = generators
         self.n_items = x.shape[1]
 
@@ -198,6 +216,7 @@ def _feature_names(gens: list[str], has_categories: bool) -> list[str]:
     ]
     if has_categories:
         names += ["user_category_share", "item_has_category"]
+    names += ["item_days_since_last_log", "item_recent_share"]
     return names
 
 
@@ -272,7 +291,14 @@ def _candidates_and_features(ctx: _Context, users: np.ndarray, n_cand: int, gens
         uc = ctx.user_cat[users]
         share[has] = np.asarray(uc[rows[has], cat[has]]).ravel() / np.maximum(ctx.user_n[users][rows[has]], 1)
         feats += [share, has.astype(np.float32)]
+    feats += [np.log1p(ctx.item_days_since[items]), ctx.item_recent_share[items]]
     return rows, items, np.stack(feats, axis=1).astype(np.float32), fallback
+
+
+def _mask_rows(scores: np.ndarray, rows: sp.csr_matrix) -> None:
+    from recsys.protocol import _mask
+
+    _mask(scores, rows)
 
 
 class HybridModel(Recommender):
@@ -287,24 +313,32 @@ class HybridModel(Recommender):
         max_train_users: users sampled (seeded) from those with held-out items to train the ranker.
         n_estimators, learning_rate, num_leaves, min_child_samples: LightGBM settings (trees
             early-stopped on 20% of the training users by NDCG@10).
+        min_label_share: a validation set handed to ``fit`` trains the ranker only when it holds
+            at least ``min_label_share * validation_fraction`` times as many interactions as
+            training (else too few labels: the ranker learns from a held-out part of training).
         seed: seeds the hold-out, the sample, the generators and LightGBM (deterministic mode).
     Attributes:
         generators_: fitted generators. ranker_: the ``LGBMRanker``. feature_names_: its inputs.
+        mode_: ``"ranker"``, or the name of the generator that serves alone because the ranker
+            did not beat it on the held-out users of the ranker's training data (NDCG@10, full
+            ranking) — the hybrid is never worse there than its best generator.
+        holdout_ndcg_: held-out NDCG@10 of the ranker and of each generator (that choice).
     """
 
     name = "hybrid"
-    param_grid = [{"candidates": 100}]
+    param_grid = [{"candidates": 50}]
 
     def __init__(
         self,
-        generators: tuple[str, ...] = ("ease", "userknn", "als", "itemcf", "social"),
-        candidates: int = 100,
+        generators: tuple[str, ...] = ("ease", "userknn", "als", "itemcf", "popular"),
+        candidates: int = 50,
         validation_fraction: float = 0.15,
-        max_train_users: int = 4000,
-        n_estimators: int = 400,
-        learning_rate: float = 0.05,
+        max_train_users: int = 2000,
+        n_estimators: int = 200,
+        learning_rate: float = 0.1,
         num_leaves: int = 15,
         min_child_samples: int = 200,
+        min_label_share: float = 0.5,
         seed: int = 0,
     ):
         super().__init__()
@@ -316,6 +350,7 @@ class HybridModel(Recommender):
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
+        self.min_label_share = min_label_share
         self.seed = seed
 
     def _fit_generators(self, snapshot: Snapshot) -> dict[str, Recommender]:
@@ -333,7 +368,8 @@ class HybridModel(Recommender):
             raise ValueError("hybrid needs at least one generator")
         self.timings_: dict[str, float] = {}
         train = sp.csr_matrix(snapshot.interactions)
-        disjoint = validation is not None and validation.nnz > 0 and train.multiply(validation != 0).nnz == 0
+        disjoint = (validation is not None and validation.nnz >= self.min_label_share * self.validation_fraction * train.nnz
+                    and train.multiply(validation != 0).nnz == 0)
         if disjoint:
             inner_snap, held = snapshot, sp.csr_matrix(validation)
         else:
@@ -404,20 +440,81 @@ class HybridModel(Recommender):
         self.timings_["ranker"] = time.perf_counter() - t
         self.ranker_ = ranker
         self.best_iteration_ = int(ranker.best_iteration_ or self.n_estimators)
+        # never worse than the best generator: compare on the held-out users the ranker did not
+        # fit on (all users with held-out items when there are too few for a split)
+        self.mode_ = "ranker"
+        self._ctx, self.generators_ = ctx, gens
+        check = eval_users if n_eval else keep_users
+        check_users = users[check] if check.size else users[:0]
+        self.holdout_ndcg_ = self._holdout_ndcg(check_users, inner_snap, held, gens)
+        best_gen = max(gens, key=lambda g: self.holdout_ndcg_[g])
+        if check_users.size and self.holdout_ndcg_[best_gen] >= self.holdout_ndcg_["ranker"]:
+            self.mode_ = best_gen
         if disjoint:
             self.generators_ = gens
             self._ctx = ctx
-        else:
+        elif self.mode_ == "ranker":
             self.generators_ = self._fit_generators(snapshot)
             self._ctx = _Context(snapshot, self.generators_)
-        log.info("hybrid: candidate recall %.3f, %d trees, timings %s", self.candidate_recall_, self.best_iteration_,
-                 {k: round(v, 1) for k, v in self.timings_.items()})
+        else:
+            keep = self.generators
+            self.generators = (self.mode_,)
+            try:
+                self.generators_ = self._fit_generators(snapshot)
+            finally:
+                self.generators = keep
+            self._ctx = None
+        log.info("hybrid: candidate recall %.3f, %d trees, mode %s (held-out ndcg@10 %s), timings %s",
+                 self.candidate_recall_, self.best_iteration_, self.mode_,
+                 {k: round(v, 4) for k, v in self.holdout_ndcg_.items()}, {k: round(v, 1) for k, v in self.timings_.items()})
+
+    def _holdout_ndcg(self, users: np.ndarray, snap: Snapshot, held: sp.csr_matrix, gens: dict) -> dict[str, float]:
+        """Expected NDCG@10 (full ranking, seen items masked) of the ranker and each generator."""
+        from recsys.metrics import MetricAccumulator
+        from recsys.protocol import _mask
+
+        out = {}
+        scorers = {"ranker": self._ranker_scores, **{g: m.score for g, m in gens.items()}}
+        for name, fn in scorers.items():
+            acc = MetricAccumulator((10,))
+            for start in range(0, users.size, 256):
+                block = users[start : start + 256]
+                sc = np.array(fn(block), dtype=np.float32, copy=True)
+                _mask(sc, snap.interactions[block])
+                acc.add(sc, held[block])
+            out[name] = acc.result()["ndcg@10"]
+        return out
 
     # ------------------------------------------------------------------ scoring
     def score(self, user_idx: np.ndarray) -> np.ndarray:
         """Re-ranked candidates score in [1, 2]; every other item keeps the first generator's
-        order, squeezed into [-1, 0) (finite, always below the candidates)."""
+        order, squeezed into [-1, 0) (finite, always below the candidates). In a fallback
+        :attr:`mode_` the scores of that generator."""
         self._check_fitted()
+        users = np.atleast_1d(np.asarray(user_idx, np.int64))
+        mode = getattr(self, "mode_", "ranker")
+        if mode != "ranker":
+            return self._generator_scores(mode, users)
+        return self._ranker_scores(users)
+
+    def _generator_scores(self, name: str, users: np.ndarray) -> np.ndarray:
+        """One generator's order in the ranker's score layout: its top ``candidates`` unseen items
+        in [1, 2], the rest in [-1, 0) (a per-user monotone map, so the ranking is the generator's)."""
+        s = np.array(self.generators_[name].score(users), dtype=np.float32, copy=True)
+        lo = s.min(axis=1, keepdims=True)
+        hi = s.max(axis=1, keepdims=True)
+        norm = (s - lo) / np.maximum(hi - lo, 1e-12)
+        masked = s.copy()
+        _mask_rows(masked, self.snapshot_.interactions[users])
+        k = min(self.candidates, s.shape[1])
+        top = np.argpartition(-masked, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(masked, top, axis=1).min(axis=1, keepdims=True)
+        out = np.clip(norm - 1.0, -1.0, -1e-6)
+        inside = (masked >= kth) & np.isfinite(masked)
+        out[inside] = 1.0 + norm[inside]
+        return out.astype(np.float32)
+
+    def _ranker_scores(self, user_idx: np.ndarray) -> np.ndarray:
         users = np.atleast_1d(np.asarray(user_idx, np.int64))
         rows, items, feats, fallback = _candidates_and_features(self._ctx, users, self.candidates, list(self.generators))
         fb = np.where(np.isfinite(fallback), fallback, np.nan)
