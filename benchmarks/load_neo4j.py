@@ -49,15 +49,17 @@ sorting by start node alone (1.17) nor batches of 20k (1.34) beat the default in
 Interactions are a quarter of ciao's relationships, so even a sure 8 % there is ~2 % overall.
 Keep ``--workers 1`` (default).
 Where the time goes (PROFILE of one 10k-row CREATE batch, load ~7.5): the plan is two
-``NodeByElementIdSeek`` + ``Create`` (no index seeks, no Eager for interactions; reviews carry an
-Eager that did not measure as a cost); the query runs in 0.15 s (interactions) / 0.29 s (reviews)
-and the commit of the reviews batch takes 1.15 s: the server's commit (record, property, index and
-relationship-chain writes) is ~80 % of it. The Neo4j JVM spends 24 us CPU per interaction
-relationship and 34 us per review relationship (medians of 3; ranges 24-32 and 34-40; an upper
-bound, other clients of the shared server count too), i.e. at most ~30-40k relationships/s per
-server core even on an idle machine; 70k would need <= 14 us. The client
-is not the limit (~5 s Python CPU per full ciao load; the driver's Rust packstream extension
-``neo4j-rust-ext`` is in use). For first loads of big datasets use the bulk importer (``--bulk``).
+``NodeByElementIdSeek`` + ``Create`` (no index seeks; no Eager for interactions; reviews carry an
+Eager: labelling the endpoints ``MATCH (u:User)``/``(i:Item)`` removes it but measured 1.05
+(1.01-1.17) of the default time on 60k reviews, 3 alternating rounds, load ~8). The query runs in
+0.15 s (interactions) / 0.29 s (reviews) and the commit of the reviews batch takes 1.15 s: the
+server's commit (record, property, index and relationship-chain writes) is ~80 % of it. The
+Neo4j JVM spends 24 us CPU per interaction relationship and 34 us per review relationship
+(medians of 3; ranges 24-32 and 34-40; an upper bound, other clients of the shared server count
+too), i.e. at most ~30-40k relationships/s per server core even on an idle machine; 70k would
+need <= 14 us. The client is not the limit (~5 s Python CPU per full ciao load; the driver's Rust
+packstream extension ``neo4j-rust-ext`` is in use). One checkpoint node per batch (~100 per ciao
+load) is noise against that. For first loads of big datasets use the bulk importer (``--bulk``).
 """
 
 from __future__ import annotations
