@@ -36,6 +36,9 @@ and settings, the 2 cores shared by ~8 developers, load average 12.4 at the star
     python -m benchmarks.load_neo4j --datasets ciao --repeats 3 --no-bulk
     ciao          395136    1064752 |     61.5      6429     17325 |        3.1    127248     342889 |      19.8x
     (runs 141.2, 61.5, 54.6 s: the spread is the machine, not the code)
+    rerun 15 minutes later, same code, load average 7.6 at the start, 7.0 at the end:
+    ciao          395136    1064752 |     31.9     12408     33434 |        2.4    168186     453203 |      13.6x
+    (runs 33.7, 31.8, 30.5 s)
 
 ``--workers N`` runs N batches of a table as concurrent transactions; measured in-run against one
 worker (``python -m benchmarks.load_neo4j_ab --rounds 3 --variants base,w2,w2-sorted --profile
