@@ -29,6 +29,40 @@ column-list parameters instead of one map per row, CREATE on fresh tables, endpo
 once per batch and found by element id, explicit property sets (``SET r += map`` forced an Eager
 plan), no index on relationship properties, one Cypher pattern for review + both links. What did
 not: batches of 25k or 50k (slower), two concurrent writer transactions (no gain on 2 busy cores).
+
+Re-measured 2026-12-02 (issue 17 item 2, goal >= 70k relationships/s; NOT reached), same server
+and settings, the 2 cores shared by ~8 developers, load average 12.4 at the start, 7.7 at the end::
+
+    python -m benchmarks.load_neo4j --datasets ciao --repeats 3 --no-bulk
+    ciao          395136    1064752 |     61.5      6429     17325 |        3.1    127248     342889 |      19.8x
+    (runs 141.2, 61.5, 54.6 s: the spread is the machine, not the code)
+    rerun 15 minutes later, same code, load average 7.6 at the start, 7.0 at the end:
+    ciao          395136    1064752 |     31.9     12408     33434 |        2.4    168186     453203 |      13.6x
+    (runs 33.7, 31.8, 30.5 s)
+
+``--workers N`` runs N batches of a table as concurrent transactions; measured in-run against one
+worker (``python -m benchmarks.load_neo4j_ab --rounds 3 --variants base,w2,w2-sorted --profile
+--server-pid <neo4j pid>``, ciao slices of 60k reviews / 120k interactions, load average 7.5-10.5)
+it is no clear gain. Median (range) of the per-round time ratio to ``--workers 1``, 3 rounds:
+reviews 1.31 (0.87-1.66), reviews with rows sorted by user 1.22 (1.02-2.16); interactions 0.92
+(0.88-0.96), sorted by user (concurrent batches then lock disjoint start nodes; items are still
+shared) 0.92 (0.59-1.01) -- but 1.16 (1.09-1.48) in an earlier run at load ~12-20. Neither
+sorting by start node alone (1.17) nor batches of 20k (1.34) beat the default in that run
+(medians of 3 rounds, same protocol, by the script's precursor).
+Interactions are a quarter of ciao's relationships, so even a sure 8 % there is ~2 % overall.
+Keep ``--workers 1`` (default).
+Where the time goes (PROFILE of one 10k-row CREATE batch, load ~7.5): the plan is two
+``NodeByElementIdSeek`` + ``Create`` (no index seeks; no Eager for interactions; reviews carry an
+Eager: labelling the endpoints ``MATCH (u:User)``/``(i:Item)`` removes it but measured 1.05
+(1.01-1.17) of the default time on 60k reviews, 3 alternating rounds, load ~8). The query runs in
+0.15 s (interactions) / 0.29 s (reviews) and the commit of the reviews batch takes 1.15 s: the
+server's commit (record, property, index and relationship-chain writes) is ~80 % of it. The
+Neo4j JVM spends 24 us CPU per interaction relationship and 34 us per review relationship
+(medians of 3; ranges 24-32 and 34-40; an upper bound, other clients of the shared server count
+too), i.e. at most ~30-40k relationships/s per server core even on an idle machine; 70k would
+need <= 14 us. The client is not the limit (~5 s Python CPU per full ciao load; the driver's Rust
+packstream extension ``neo4j-rust-ext`` is in use). One checkpoint node per batch (~100 per ciao
+load) is noise against that. For first loads of big datasets use the bulk importer (``--bulk``).
 """
 
 from __future__ import annotations
