@@ -94,7 +94,10 @@ def replay(lastfm_snapshot, shared_data_dir, tmp_path_factory):
     exp = Experiment(name="als-vs-popular", dataset=snap.dataset, variants={"control": "popular", "treatment": "als"},
                      shares={"control": 0.5, "treatment": 0.5}, salt="replay-2026", started_at=0.0)
     save_experiment(home, exp)
-    settings = Settings(home=home, data_dir=shared_data_dir, mode="test", dataset=snap.dataset, reload_poll_seconds=0)
+    # the embedded store both for the replayed events and for `experiment analyze` (which runs without
+    # SOCIALREC_NEO4J_URI below), whatever the environment says
+    settings = Settings(home=home, data_dir=shared_data_dir, mode="test", dataset=snap.dataset, reload_poll_seconds=0,
+                        neo4j_uri=None)
     app = create_app(settings, state=AppState(service=service, pseudonymise=identity, dataset=snap.dataset))
     with TestClient(app) as client:
         users = np.flatnonzero(np.diff(test.indptr) > 0)
