@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.problems import PROBLEM_JSON
 from etl.validate import ID_PATTERN
 
+#: dataset names the stores accept (a known name, or csv:/parquet: exports); never "." or ".."
+DATASET_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]{0,299}$"
 router = APIRouter(tags=["campaigns"])
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 MAX_AUDIENCE = 1_000_000
@@ -37,7 +39,7 @@ class CampaignCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=NAME_PATTERN, description="campaign id")
-    dataset: str | None = Field(default=None, max_length=300, description="default: the served dataset")
+    dataset: str | None = Field(default=None, pattern=DATASET_PATTERN, description="default: the served dataset")
     audience: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(
         default=None, max_length=MAX_AUDIENCE, description="the shop's raw user ids")
     segment: str | None = Field(default=None, max_length=200)
@@ -120,7 +122,7 @@ def create_campaign(body: CampaignCreate, request: Request) -> dict:
 
 @router.get("/v1/campaigns/{campaign_id}", responses=_ERRORS)
 def get_campaign(request: Request, campaign_id: CampaignId,
-                 dataset: Annotated[str | None, Query(max_length=300)] = None) -> dict:
+                 dataset: Annotated[str | None, Query(pattern=DATASET_PATTERN)] = None) -> dict:
     """The campaign's document."""
     ds = _dataset(request, dataset)
     store = _store(request, ds)
@@ -137,7 +139,7 @@ def get_campaign(request: Request, campaign_id: CampaignId,
 def campaign_report(
     request: Request,
     campaign_id: CampaignId,
-    dataset: Annotated[str | None, Query(max_length=300)] = None,
+    dataset: Annotated[str | None, Query(pattern=DATASET_PATTERN)] = None,
     treatment: Annotated[str | None, Query(max_length=200)] = None,
     until: Annotated[float | None, Query(ge=0, le=4_102_444_800)] = None,
     by: Annotated[str | None, Query(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", description="lift per level of this column, e.g. segment")] = None,
@@ -172,7 +174,7 @@ def campaign_report(
 def campaign_assignments(
     request: Request,
     campaign_id: CampaignId,
-    dataset: Annotated[str | None, Query(max_length=300)] = None,
+    dataset: Annotated[str | None, Query(pattern=DATASET_PATTERN)] = None,
     format: Annotated[Literal["csv", "json"], Query()] = "csv",
 ):
     """The assignments (pseudonymised user ids), as CSV for an e-mail tool or as JSON."""
