@@ -119,14 +119,15 @@ def time_neo4j(tables, uri, user, password, dataset, batch_size, mode, workers=1
 def time_bulk(tables, server, dataset) -> tuple[float, float | None]:
     """``neo4j-admin database import full`` into the benchmark's private server (emptied first):
     ``(importer wall seconds incl. its JVM start, the importer's own reported seconds)``."""
+    from graph.neo4j_import import empty_database
     from graph.neo4j_store import Neo4jStore
 
     home, uri, password = server
     store = Neo4jStore(uri, "neo4j", password, dataset)
     try:
-        store._auto("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS")
+        empty_database(store)
         report = store.bulk_import(tables, home, password)
-        store._auto("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS")
+        empty_database(store)
         return report["seconds"]["import"], report["seconds"]["importer_reported"]
     finally:
         store.close()

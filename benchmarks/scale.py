@@ -171,16 +171,17 @@ def step_neo4j_incremental(work: Path) -> dict:
 
 
 def step_neo4j_bulk(work: Path) -> dict:
+    from graph.neo4j_import import empty_database
     from graph.neo4j_store import Neo4jStore
 
     tables = _canonical(work)
     home, uri, password = os.environ["SCALE_BULK_HOME"], os.environ["SCALE_BULK_URI"], os.environ["SCALE_BULK_PASSWORD"]
     store = Neo4jStore(uri, "neo4j", password, dataset="scale")
     try:
-        store._auto("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS")  # our private server
+        empty_database(store)  # our private server
         report = store.bulk_import(tables, Path(home), password)
     finally:
-        store._auto("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS")
+        empty_database(store)
         store.close()
     s = report["seconds"]
     return {"seconds": s["import"], "importer_reported_s": s["importer_reported"], "total_s": s["total"],

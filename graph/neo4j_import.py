@@ -328,6 +328,15 @@ def _remove_database(home: Path, database: str) -> None:
         shutil.rmtree(base / sub / database, ignore_errors=True)
 
 
+def empty_database(store, batch: int = 5000) -> None:
+    """Delete EVERY relationship and node of the store's database (all datasets), in batches:
+    relationships first, so no transaction holds a node with all its relationships (a 768 MB heap
+    ran out of transaction memory deleting ciao's nodes 10,000 at a time). Only for a private
+    server that a bulk import is about to fill (tests, benchmarks); never a shared one."""
+    store._auto(f"MATCH ()-[r]->() CALL (r) {{ DELETE r }} IN TRANSACTIONS OF {int(batch)} ROWS")  # noqa: SLF001
+    store._auto(f"MATCH (n) CALL (n) {{ DELETE n }} IN TRANSACTIONS OF {int(batch)} ROWS")  # noqa: SLF001
+
+
 def database_is_empty(store) -> bool:
     """True when the store's database holds no node at all (any dataset, any label)."""
     rows = store._read("MATCH (n) RETURN count(n) = 0 AS empty")  # noqa: SLF001 - same package

@@ -29,20 +29,23 @@ log = logging.getLogger("socialrec.spark.batch")
 SCHEMA = "user_idx long, rank int, item_idx long, score float"
 
 
-def _score_partition(item_factors_b, k: int):
+def _score_partition(item_factors_b, rank_b, k: int):
     def run(batches):
-        from recsys.protocol import top_k
+        from recsys.protocol import blend_prior, top_k
 
         items = item_factors_b.value
+        tie, prior_z, no_history, weight = rank_b.value
         for pdf in batches:
             if pdf.empty:
                 continue
             users = np.stack(pdf["vec"].to_numpy()).astype(np.float32)
             scores = users @ items.T
+            if weight > 0:  # the model's popularity back-off, as Recommender.ranking_scores applies it
+                scores = blend_prior(scores, prior_z, weight, no_history[pdf["user_idx"].to_numpy()])
             for row, seen in enumerate(pdf["seen"].to_numpy()):
                 if seen is not None and len(seen):
                     scores[row, np.asarray(seen, dtype=np.int64)] = -np.inf
-            idx, top = top_k(scores, k)
+            idx, top = top_k(scores, k, tie)
             n = len(pdf)
             kk = idx.shape[1]
             out = pd.DataFrame({
@@ -87,10 +90,13 @@ def batch_recommend(model, k: int = 20, partitions: int | None = None) -> pd.Dat
     })
     frame = spark.createDataFrame(pdf, schema="user_idx long, vec array<float>, seen array<long>").repartition(parts)
     item_b = spark.sparkContext.broadcast(items.astype(np.float32))
+    state = model._rank_state()  # noqa: SLF001 - the protocol's tie rule and prior, so lists match recommend()
+    rank_b = spark.sparkContext.broadcast((model.tie_rank(), state["prior_z"], state["no_history"], float(model.prior_weight_)))
     try:
-        out = frame.mapInPandas(_score_partition(item_b, k), schema=SCHEMA).toPandas()
+        out = frame.mapInPandas(_score_partition(item_b, rank_b, k), schema=SCHEMA).toPandas()
     finally:
         item_b.unpersist()
+        rank_b.unpersist()
     return out.sort_values(["user_idx", "rank"], kind="stable").reset_index(drop=True)
 
 

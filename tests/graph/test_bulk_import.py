@@ -19,7 +19,7 @@ import pytest
 from etl.datasets import read_dataset
 from etl.pseudonymise import Pseudonymiser
 from graph import neo4j_server
-from graph.neo4j_import import BulkImportError, run_import, write_import_files
+from graph.neo4j_import import BulkImportError, empty_database, run_import, write_import_files
 from graph.neo4j_store import Neo4jStore
 from tests.graph.conftest import TEST_PSEUDONYM_KEY, new_dataset_name
 
@@ -50,7 +50,7 @@ def bulk_server(neo4j_conn, tmp_path_factory):
 def _wipe(uri: str, password: str) -> None:
     store = Neo4jStore(uri, "neo4j", password, dataset="wipe")
     try:
-        store._auto("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS")
+        empty_database(store)
     finally:
         store.close()
 

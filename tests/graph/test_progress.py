@@ -7,7 +7,10 @@ import logging
 from graph.progress import progress
 
 
-def test_progress_off_a_terminal_logs_rate_and_eta(caplog):
+def test_progress_off_a_terminal_logs_rate_and_eta(caplog, monkeypatch):
+    import graph.progress as gp
+
+    monkeypatch.setattr(gp, "_ENABLED", True)  # a CLI run earlier in the session may have turned it off (--no-progress)
     caplog.set_level(logging.INFO, logger="socialrec.progress")
     out = list(progress(range(4), "write-back User.x", unit="rows", every_s=0.0, weight=lambda _: 10, total=40))
     assert out == [0, 1, 2, 3]

@@ -132,7 +132,7 @@ def test_cli_given_split_sampled_json_and_exit_2_on_a_bad_row(tmp_path):
     split.mkdir()
     _write(split / "train.csv", rows[0::3] + rows[1::3])
     _write(split / "test.csv", rows[2::3])
-    env = {"SOCIALREC_PSEUDONYM_KEY": "k" * 32}
+    env = {"SOCIALREC_PSEUDONYM_KEY": "given-split-test-key-0123456789-abcdef"}  # strong enough for production
     args = ["evaluate", "--dataset", f"csv:{shop}", "--protocol", "given", "--split-dir", str(split), "--models", "popular,itemcf",
             "--candidates", "sampled:5", "--k", "3", "--no-tune", "--json", "--no-progress"]
     r = run_cli(args, env, tmp_path)

@@ -37,8 +37,8 @@ def _blocks(n_users: int = 40, n_items: int = 40):
     for u in range(n_users):
         block = u % 2
         items = [i for i in range(n_items) if i % 2 == block and rng.random() < 0.7]
-        held[u] = items[-1]
-        rows += [(f"u{u:02d}", f"i{i:02d}", "rating", 1.0, np.nan) for i in items[:-1]]
+        held[u] = int(rng.choice(items))  # a random one: always the last would hold out the same few items
+        rows += [(f"u{u:02d}", f"i{i:02d}", "rating", 1.0, np.nan) for i in items if i != held[u]]
     users = pd.DataFrame({"user_id": [f"u{u:02d}" for u in range(n_users)]})
     items = pd.DataFrame({"item_id": [f"i{i:02d}" for i in range(n_items)], "category": "c"})
     inter = pd.DataFrame(rows, columns=["user_id", "item_id", "kind", "value", "ts"])

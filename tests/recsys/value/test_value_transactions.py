@@ -25,7 +25,7 @@ from recsys.value.pipeline import (
     run_value_job,
 )
 
-KEY = b"k" * 32
+KEY = b"value-transactions-test-key-0123456789"  # >= 32 bytes, >= 8 distinct: accepted in production
 PSEUDO = Pseudonymiser(KEY)
 
 
